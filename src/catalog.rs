@@ -1,0 +1,449 @@
+//! The catalog: every `*.sql` file under the project's `sql_dir`, parsed with
+//! sqlparser. Streams are `CREATE TABLE … WITH (event_time = 'col',
+//! partition = 'hour'|'day')`. Every error names the file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::sql::sqlparser::ast::{
+    self, ColumnOption, CreateTableOptions, Expr, ObjectName, SqlOption, Statement,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Span;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, StrataError};
+
+/// The arrow type every declared `TIMESTAMP` column is stored as: event time
+/// is always UTC, at microsecond precision.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// How a stream's files are laid out by event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    Hour,
+    Day,
+}
+
+impl Partitioning {
+    /// Width of one partition in microseconds.
+    pub fn width_micros(self) -> i64 {
+        match self {
+            Partitioning::Hour => 3_600_000_000,
+            Partitioning::Day => 86_400_000_000,
+        }
+    }
+}
+
+/// Where a definition was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLocation {
+    pub path: PathBuf,
+    pub line: u64,
+}
+
+impl std::fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// A stream: a table whose rows live in the log.
+#[derive(Debug, Clone)]
+pub struct StreamDef {
+    pub name: String,
+    pub schema: SchemaRef,
+    /// The event-time column (a non-null timestamp).
+    pub event_time: String,
+    pub partitioning: Partitioning,
+    pub defined_at: SourceLocation,
+}
+
+impl StreamDef {
+    /// Index of the event-time column in `schema`.
+    pub fn event_time_index(&self) -> usize {
+        self.schema
+            .index_of(&self.event_time)
+            .expect("event_time column is checked when the stream is parsed")
+    }
+
+    /// A stable fingerprint of the declared schema (names, types, nullability).
+    pub fn schema_fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for f in self.schema.fields() {
+            h.update(format!(
+                "{}:{}:{};",
+                f.name(),
+                f.data_type(),
+                f.is_nullable()
+            ));
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// Every definition found under `sql_dir`.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub streams: BTreeMap<String, StreamDef>,
+}
+
+impl Catalog {
+    /// Read every `*.sql` file under `dir` (recursively, in path order).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mut files = Vec::new();
+        collect_sql_files(dir, &mut files).map_err(|e| {
+            StrataError::Usage(format!("cannot read sql_dir {}: {e}", dir.display()))
+        })?;
+        files.sort();
+        let mut catalog = Catalog::default();
+        for path in files {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| StrataError::definition(&path, 0, format!("cannot read: {e}")))?;
+            catalog.add_sql(&path, &text)?;
+        }
+        Ok(catalog)
+    }
+
+    /// Parse `text` (from `path`) and add its definitions.
+    pub fn add_sql(&mut self, path: &Path, text: &str) -> Result<()> {
+        let statements = Parser::parse_sql(&PostgreSqlDialect {}, text).map_err(|e| {
+            let msg = e.to_string();
+            let line = line_from_parser_message(&msg).unwrap_or(1);
+            StrataError::definition(path, line, msg.trim_start_matches("sql parser error: "))
+        })?;
+        for stmt in statements {
+            let line = line_of(ast::Spanned::span(&stmt)).unwrap_or(1);
+            let at = SourceLocation {
+                path: path.to_path_buf(),
+                line,
+            };
+            match stmt {
+                Statement::CreateTable(ct) => {
+                    let stream = parse_stream(&ct, &at)?;
+                    if let Some(prev) = self.streams.get(&stream.name) {
+                        return Err(StrataError::definition(
+                            path,
+                            line,
+                            format!(
+                                "duplicate stream '{}' (first defined at {})",
+                                stream.name, prev.defined_at
+                            ),
+                        ));
+                    }
+                    self.streams.insert(stream.name.clone(), stream);
+                }
+                other => {
+                    let first = other.to_string();
+                    let first = first.split_whitespace().take(3).collect::<Vec<_>>();
+                    return Err(StrataError::definition(
+                        path,
+                        line,
+                        format!(
+                            "unsupported statement '{} …': definitions are CREATE TABLE (streams)",
+                            first.join(" ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Look up a stream by name, with a helpful error.
+    pub fn stream(&self, name: &str) -> Result<&StreamDef> {
+        self.streams
+            .get(name)
+            .or_else(|| self.streams.get(&name.to_lowercase()))
+            .ok_or_else(|| StrataError::UnknownStream {
+                name: name.to_string(),
+                known: if self.streams.is_empty() {
+                    "none: define one with CREATE TABLE in sql_dir".to_string()
+                } else {
+                    self.streams.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })
+    }
+}
+
+fn collect_sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_sql_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "sql") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn line_of(span: Span) -> Option<u64> {
+    (span.start.line > 0).then_some(span.start.line)
+}
+
+fn line_from_parser_message(msg: &str) -> Option<u64> {
+    let rest = &msg[msg.rfind("Line: ")? + 6..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Normalize an identifier like DataFusion does: unquoted names are lowercase.
+pub fn normalize_ident(id: &ast::Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .filter_map(|p| p.as_ident().map(normalize_ident))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A string-valued `key = 'value'` option.
+fn option_value(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
+                Some(s.clone())
+            }
+            other => Some(other.to_string()),
+        },
+        Expr::Identifier(id) => Some(id.value.clone()),
+        _ => None,
+    }
+}
+
+/// `WITH (k = 'v', …)` as lowercase keys and raw values, in order.
+pub fn with_options(options: &[SqlOption], at: &SourceLocation) -> Result<Vec<(String, String)>> {
+    options
+        .iter()
+        .map(|opt| match opt {
+            SqlOption::KeyValue { key, value } => {
+                let v = option_value(value).ok_or_else(|| {
+                    StrataError::definition(
+                        &at.path,
+                        at.line,
+                        format!("option '{}' needs a quoted string value", key.value),
+                    )
+                })?;
+                Ok((key.value.to_lowercase(), v))
+            }
+            other => Err(StrataError::definition(
+                &at.path,
+                at.line,
+                format!("unsupported option '{other}'"),
+            )),
+        })
+        .collect()
+}
+
+fn parse_stream(ct: &ast::CreateTable, at: &SourceLocation) -> Result<StreamDef> {
+    let name = object_name(&ct.name);
+    let err = |line: Option<u64>, msg: String| {
+        StrataError::definition(&at.path, line.unwrap_or(at.line), msg)
+    };
+    if ct.query.is_some() {
+        return Err(err(
+            None,
+            format!("stream '{name}': CREATE TABLE … AS SELECT is not a stream definition"),
+        ));
+    }
+    if ct.columns.is_empty() {
+        return Err(err(None, format!("stream '{name}' declares no columns")));
+    }
+    let mut fields: Vec<Field> = Vec::with_capacity(ct.columns.len());
+    for col in &ct.columns {
+        let col_name = normalize_ident(&col.name);
+        let col_line = line_of(ast::Spanned::span(col));
+        if fields.iter().any(|f| f.name() == &col_name) {
+            return Err(err(
+                col_line,
+                format!("stream '{name}': duplicate column '{col_name}'"),
+            ));
+        }
+        let data_type = sql_to_arrow_type(&col.data_type).ok_or_else(|| {
+            err(
+                col_line,
+                format!(
+                    "stream '{name}', column '{col_name}': unknown or unsupported type '{}' (use BIGINT, INT, SMALLINT, TINYINT, DOUBLE, REAL, DECIMAL(p,s), VARCHAR, BOOLEAN, DATE or TIMESTAMP)",
+                    col.data_type
+                ),
+            )
+        })?;
+        let mut nullable = true;
+        for opt in &col.options {
+            match &opt.option {
+                ColumnOption::NotNull => nullable = false,
+                ColumnOption::Null => nullable = true,
+                other => return Err(err(
+                    col_line,
+                    format!(
+                        "stream '{name}', column '{col_name}': unsupported column option '{other}'"
+                    ),
+                )),
+            }
+        }
+        fields.push(Field::new(col_name, data_type, nullable));
+    }
+
+    let options = match &ct.table_options {
+        CreateTableOptions::None => Vec::new(),
+        CreateTableOptions::With(opts) => with_options(opts, at)?,
+        other => {
+            return Err(err(None, format!("stream '{name}': unsupported table options '{other}' (use WITH (event_time = 'col', partition = 'hour'))")))
+        }
+    };
+    let mut event_time = None;
+    let mut partitioning = Partitioning::Hour;
+    for (key, value) in options {
+        match key.as_str() {
+            "event_time" => event_time = Some(value.to_lowercase()),
+            "partition" => {
+                partitioning =
+                    match value.to_lowercase().as_str() {
+                        "hour" => Partitioning::Hour,
+                        "day" => Partitioning::Day,
+                        other => return Err(err(
+                            None,
+                            format!(
+                                "stream '{name}': partition = '{other}' (expected 'hour' or 'day')"
+                            ),
+                        )),
+                    }
+            }
+            other => {
+                return Err(err(
+                    None,
+                    format!(
+                        "stream '{name}': unknown option '{other}' (known: event_time, partition)"
+                    ),
+                ))
+            }
+        }
+    }
+    let event_time = event_time.ok_or_else(|| {
+        err(None, format!("stream '{name}': missing WITH (event_time = 'column'): a stream needs a TIMESTAMP event-time column"))
+    })?;
+    let idx = fields
+        .iter()
+        .position(|f| f.name() == &event_time)
+        .ok_or_else(|| {
+            err(
+                None,
+                format!("stream '{name}': event_time column '{event_time}' is not declared"),
+            )
+        })?;
+    if fields[idx].data_type() != &timestamp_type() {
+        return Err(err(
+            None,
+            format!(
+                "stream '{name}': event_time column '{event_time}' must be a TIMESTAMP, not {}",
+                fields[idx].data_type()
+            ),
+        ));
+    }
+    // Every event has an event time: it decides the partition of its file.
+    fields[idx] = fields[idx].clone().with_nullable(false);
+
+    Ok(StreamDef {
+        name,
+        schema: Arc::new(Schema::new(fields)),
+        event_time,
+        partitioning,
+        defined_at: at.clone(),
+    })
+}
+
+/// The arrow type of a declared SQL column type, if strata supports it.
+pub fn sql_to_arrow_type(t: &ast::DataType) -> Option<DataType> {
+    use ast::DataType as S;
+    use ast::ExactNumberInfo as N;
+    Some(match t {
+        S::BigInt(_) | S::Int8(_) | S::Int64 => DataType::Int64,
+        S::Int(_) | S::Integer(_) | S::Int4(_) | S::Int32 => DataType::Int32,
+        S::SmallInt(_) | S::Int2(_) | S::Int16 => DataType::Int16,
+        S::TinyInt(_) => DataType::Int8,
+        S::Double(_) | S::DoublePrecision | S::Float8 | S::Float64 => DataType::Float64,
+        S::Real | S::Float4 | S::Float32 => DataType::Float32,
+        S::Float(N::None) => DataType::Float64,
+        S::Varchar(_)
+        | S::CharVarying(_)
+        | S::Char(_)
+        | S::Character(_)
+        | S::Text
+        | S::String(_) => DataType::Utf8,
+        S::Boolean | S::Bool => DataType::Boolean,
+        S::Date => DataType::Date32,
+        S::Timestamp(_, _) | S::TimestampNtz(_) => timestamp_type(),
+        S::Decimal(info) | S::Numeric(info) | S::Dec(info) => {
+            let (p, s) = match info {
+                N::None => (38, 10),
+                N::Precision(p) => (*p, 0),
+                N::PrecisionAndScale(p, s) => (*p, *s),
+            };
+            if p == 0 || p > 38 || s < 0 || s as u64 > p {
+                return None;
+            }
+            DataType::Decimal128(p as u8, s as i8)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(sql: &str) -> Result<Catalog> {
+        let mut c = Catalog::default();
+        c.add_sql(Path::new("defs.sql"), sql)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn parses_a_stream() {
+        let c = parse(
+            "-- orders\nCREATE TABLE Orders (order_id BIGINT NOT NULL, ts TIMESTAMP NOT NULL,\n country VARCHAR, amount DECIMAL(12,2)) WITH (event_time = 'ts', partition = 'day');",
+        )
+        .unwrap();
+        let s = c.stream("orders").unwrap();
+        assert_eq!(s.partitioning, Partitioning::Day);
+        assert_eq!(s.defined_at.line, 2);
+        assert_eq!(s.schema.field(3).data_type(), &DataType::Decimal128(12, 2));
+        assert!(!s.schema.field(0).is_nullable());
+        assert!(s.schema.field(2).is_nullable());
+        assert_eq!(s.event_time_index(), 1);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            ("CREATE TABLE t (a BIGINT,\n b BLOB) WITH (event_time = 'a');", "defs.sql:2", "BLOB"),
+            ("CREATE TABLE t (a BIGINT);", "defs.sql:1", "missing WITH (event_time"),
+            ("\n\nCREATE TABLE t (a BIGINT) WITH (event_time = 'a');", "defs.sql:3", "must be a TIMESTAMP"),
+            ("CREATE TABLE t (a TIMESTAMP) WITH (event_time = 'b');", "defs.sql:1", "not declared"),
+            ("CREATE TABLE t (a TIMESTAMP) WITH (event_time = 'a', partition = 'week');", "defs.sql:1", "'week'"),
+            ("CREATE TABLE t (a TIMESTAMP) WITH (event_time = 'a');\nCREATE TABLE t (a TIMESTAMP) WITH (event_time = 'a');", "defs.sql:2", "duplicate stream"),
+            ("CREATE TABLE t (a TIMESTAMP,\n\n a INT) WITH (event_time = 'a');", "defs.sql:3", "duplicate column"),
+            ("CREATE TABLE t (a TIMESTAMP) WITH (event_time = 'a');\nSELEC 1;", "defs.sql:2", "SELEC"),
+        ];
+        for (sql, loc, needle) in cases {
+            let e = parse(sql).unwrap_err().to_string();
+            assert!(e.starts_with(loc), "{sql:?}: {e}");
+            assert!(e.contains(needle), "{sql:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The `strata` command line: subcommands, output and progress.
+
+mod demo;
+pub mod print;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{Config, STARTER_CONFIG, STARTER_SQL};
+use crate::error::{Result, StrataError};
+use crate::log::{AppendOutcome, AppendRequest, InputFormat, InputSource};
+use crate::sample::{write_sample, SampleFormat, SampleOptions};
+use crate::{Strata, StreamStatus};
+use print::{print_batches, row_count, OutputFormat};
+
+/// strata: fresh and provably correct SQL views over an immutable event log.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None)]
+pub struct Cli {
+    /// Project config file.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_CONFIG",
+        default_value = "strata.toml"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter strata.toml and an example stream definition.
+    Init {
+        /// Project directory (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Append files (or stdin) to a stream as one atomic commit.
+    Ingest {
+        /// Stream to append to.
+        stream: String,
+        /// Input files; `-` or none reads stdin.
+        files: Vec<String>,
+        /// Input format (default: from the file extension; ndjson for stdin).
+        #[arg(long, value_enum)]
+        format: Option<InputFormat>,
+        /// Commit at most once per key: a retry with a committed key does nothing.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Drop input columns the stream does not declare.
+        #[arg(long)]
+        ignore_extra_columns: bool,
+    },
+    /// Run SQL over the streams at their latest commit.
+    Query {
+        /// The SQL statement.
+        sql: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Show every stream's commits, rows, bytes, files and event-time range.
+    Status {
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Run the whole cycle on the sample in data/ and sql/.
+    Demo,
+    /// Generate sample order events (deterministic for a seed).
+    Sample {
+        /// Output file: .parquet, .ndjson or .csv.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First event time (RFC 3339).
+        #[arg(long, default_value = "2026-11-01T00:00:00Z")]
+        start: String,
+        /// Hours the events are spread over.
+        #[arg(long, default_value_t = 144)]
+        hours: u32,
+        #[arg(long, default_value_t = 1)]
+        first_order_id: i64,
+        /// Fraction of events stamped up to 12 hours late.
+        #[arg(long, default_value_t = 0.005)]
+        late_fraction: f64,
+    },
+}
+
+/// Log to stderr, filtered by `RUST_LOG` (default: warnings).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Load the config the user pointed at (it must exist if named explicitly).
+pub fn load_config(path: &Path) -> Result<Config> {
+    let named = path != Path::new("strata.toml") || std::env::var_os("STRATA_CONFIG").is_some();
+    Config::load(path, named)
+}
+
+/// Run one command.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init { dir } => init(&dir),
+        Command::Sample {
+            out,
+            events,
+            seed,
+            start,
+            hours,
+            first_order_id,
+            late_fraction,
+        } => {
+            let start_us = chrono::DateTime::parse_from_rfc3339(&start)
+                .map_err(|e| StrataError::Usage(format!("--start '{start}': {e}")))?
+                .timestamp_micros();
+            if !(0.0..=1.0).contains(&late_fraction) {
+                return Err(StrataError::Usage(
+                    "--late-fraction must be within 0..1".into(),
+                ));
+            }
+            let format = match InputFormat::from_path(&out) {
+                Some(InputFormat::Parquet) => SampleFormat::Parquet,
+                Some(InputFormat::Csv) => SampleFormat::Csv,
+                Some(InputFormat::Ndjson) => SampleFormat::Ndjson,
+                None => {
+                    return Err(StrataError::Usage(format!(
+                        "--out {}: use .parquet, .ndjson or .csv",
+                        out.display()
+                    )))
+                }
+            };
+            let opts = SampleOptions {
+                events,
+                seed,
+                start_us,
+                hours: hours.max(1),
+                first_order_id,
+                late_fraction,
+                ..Default::default()
+            };
+            let file = std::fs::File::create(&out)?;
+            let rows = write_sample(opts, format, file)?;
+            println!("wrote {rows} events to {}", out.display());
+            Ok(())
+        }
+        command => {
+            let config = load_config(&cli.config)?;
+            let mut strata = Strata::open(config)?;
+            match command {
+                Command::Ingest {
+                    stream,
+                    files,
+                    format,
+                    idempotency_key,
+                    ignore_extra_columns,
+                } => {
+                    let files = if files.is_empty() {
+                        vec!["-".to_string()]
+                    } else {
+                        files
+                    };
+                    let inputs = files
+                        .iter()
+                        .map(|f| InputSource::new(f, format))
+                        .collect::<Result<Vec<_>>>()?;
+                    let req = AppendRequest {
+                        inputs,
+                        idempotency_key,
+                        ignore_extra_columns,
+                    };
+                    ingest(&mut strata, &stream, req).await.map(|_| ())
+                }
+                Command::Query { sql, format } => query(&mut strata, &sql, format).await,
+                Command::Status { format } => status(&mut strata, format).await,
+                Command::Demo => demo::run(&mut strata).await,
+                Command::Init { .. } | Command::Sample { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn init(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("sql"))?;
+    let config = dir.join("strata.toml");
+    let sql = dir.join("sql").join("orders.sql");
+    for (path, text) in [(&config, STARTER_CONFIG), (&sql, STARTER_SQL)] {
+        if path.exists() {
+            println!("kept existing {}", path.display());
+        } else {
+            std::fs::write(path, text)?;
+            println!("wrote {}", path.display());
+        }
+    }
+    println!(
+        "next: strata --config {} ingest orders FILE.ndjson",
+        config.display()
+    );
+    Ok(())
+}
+
+/// Inputs larger than this show a progress bar (on a terminal).
+const PROGRESS_MIN_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `strata ingest`: one append, with a progress bar on a terminal.
+pub async fn ingest(
+    strata: &mut Strata,
+    stream: &str,
+    req: AppendRequest,
+) -> Result<AppendOutcome> {
+    let started = Instant::now();
+    let text_bytes: u64 = req
+        .inputs
+        .iter()
+        .filter(|i| i.format != InputFormat::Parquet)
+        .filter_map(InputSource::len)
+        .sum();
+    let bar = if std::io::stderr().is_terminal() && text_bytes > PROGRESS_MIN_BYTES {
+        let bar = ProgressBar::new(text_bytes);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let counter = bar.clone();
+    let outcome = strata
+        .append(stream, req, Arc::new(move |n| counter.inc(n)))
+        .await;
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    let secs = started.elapsed().as_secs_f64();
+    match &outcome {
+        AppendOutcome::Committed {
+            commit,
+            rows,
+            bytes,
+            files,
+        } => println!(
+            "{stream}: committed {rows} rows ({}, {files} files) as commit {commit} in {secs:.2}s ({:.0} rows/s)",
+            human_bytes(*bytes),
+            *rows as f64 / secs.max(1e-9)
+        ),
+        AppendOutcome::AlreadyCommitted { commit, key } => println!(
+            "{stream}: idempotency key '{key}' is already committed as commit {commit}; nothing appended"
+        ),
+    }
+    Ok(outcome)
+}
+
+/// `strata query`: results on stdout, row count and time on stderr.
+pub async fn query(strata: &mut Strata, sql: &str, format: OutputFormat) -> Result<()> {
+    let started = Instant::now();
+    let (schema, batches) = strata.query(sql).await?;
+    let mut out = std::io::stdout().lock();
+    print_batches(&schema, &batches, format, &mut out)?;
+    if format == OutputFormat::Table {
+        let n = row_count(&batches);
+        eprintln!(
+            "{n} row{} in {:.3}s",
+            if n == 1 { "" } else { "s" },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `strata status`.
+pub async fn status(strata: &mut Strata, format: OutputFormat) -> Result<()> {
+    let rows = strata.status().await?;
+    let mut out = std::io::stdout().lock();
+    if format == OutputFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        use std::io::Write;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let batch = status_batch(&rows)?;
+    print_batches(&batch.schema(), &[batch], format, &mut out)
+}
+
+fn status_batch(rows: &[StreamStatus]) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("stream", DataType::Utf8, false),
+        Field::new("commits", DataType::UInt64, false),
+        Field::new("head_commit", DataType::UInt64, true),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("files", DataType::UInt64, false),
+        Field::new("min_event_time", DataType::Utf8, true),
+        Field::new("max_event_time", DataType::Utf8, true),
+    ]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.stream.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                rows.iter().map(|r| r.commits),
+            )),
+            Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.head_commit))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.rows))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.bytes))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.files))),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.min_event_time.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.max_event_time.as_deref()),
+            )),
+        ],
+    )?)
+}
+
+/// Bytes as B, KiB, MiB or GiB.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

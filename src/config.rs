@@ -1,0 +1,204 @@
+//! `strata.toml`: where the store is, where the SQL definitions are, and how
+//! views are maintained. Relative paths are resolved against the directory of
+//! the config file, so a project behaves the same from any working directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StrataError};
+
+/// How views are maintained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Batch layer plus speed layer, merged at serving time.
+    #[default]
+    Lambda,
+    /// One streaming replay of the log.
+    Kappa,
+}
+
+/// The raw contents of `strata.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Store URL: `file://DIR` (relative to the config file) or a plain path.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Directory holding the `*.sql` definitions.
+    #[serde(default = "default_sql_dir")]
+    pub sql_dir: String,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn default_store() -> String {
+    "file://.strata".to_string()
+}
+
+fn default_sql_dir() -> String {
+    "sql".to_string()
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        Self {
+            store: default_store(),
+            sql_dir: default_sql_dir(),
+            mode: Mode::default(),
+        }
+    }
+}
+
+/// A loaded, resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file this came from (it may not exist: defaults apply).
+    pub path: PathBuf,
+    pub store: StoreLocation,
+    pub sql_dir: PathBuf,
+    pub mode: Mode,
+}
+
+/// Where the store lives, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A local directory (the embedded default).
+    Local(PathBuf),
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Local(p) => write!(f, "file://{}", p.display()),
+        }
+    }
+}
+
+impl Config {
+    /// Load `path`. A missing file is an error only if `required` (the user
+    /// named it); otherwise the defaults apply relative to its directory.
+    pub fn load(path: &Path, required: bool) -> Result<Self> {
+        let file = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str::<ConfigFile>(&text).map_err(|e| StrataError::Config {
+                path: path.to_path_buf(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                ConfigFile::default()
+            }
+            Err(e) => {
+                return Err(StrataError::Config {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        Self::resolve(path, file)
+    }
+
+    /// Resolve relative locations of `file` against the directory of `path`.
+    pub fn resolve(path: &Path, file: ConfigFile) -> Result<Self> {
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = std::path::absolute(&base)?;
+        let store = parse_store(&file.store, &base).map_err(|message| StrataError::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            store,
+            sql_dir: base.join(&file.sql_dir),
+            mode: file.mode,
+        })
+    }
+
+    /// Open the object store rooted at the configured location.
+    pub fn open_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        match &self.store {
+            StoreLocation::Local(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| StrataError::Config {
+                    path: self.path.clone(),
+                    message: format!("cannot create store directory {}: {e}", dir.display()),
+                })?;
+                // Automatic cleanup removes directories emptied by an aborted
+                // append, so a rejected ingest leaves the tree as it found it.
+                let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+                Ok(Arc::new(fs))
+            }
+        }
+    }
+}
+
+fn parse_store(store: &str, base: &Path) -> std::result::Result<StoreLocation, String> {
+    if let Some(rest) = store.strip_prefix("file://") {
+        return Ok(StoreLocation::Local(base.join(rest)));
+    }
+    if let Some((scheme, _)) = store.split_once("://") {
+        return Err(format!(
+            "store '{store}': scheme '{scheme}://' is not supported (use file://DIR)"
+        ));
+    }
+    Ok(StoreLocation::Local(base.join(store)))
+}
+
+/// The starter `strata.toml` written by `strata init`.
+pub const STARTER_CONFIG: &str = r#"# strata project configuration.
+# store: where the log and views live. file://DIR is relative to this file.
+store = "file://.strata"
+# sql_dir: every *.sql file in it is read (streams and views).
+sql_dir = "sql"
+# mode: "lambda" (batch + speed layers) or "kappa" (one streaming replay).
+mode = "lambda"
+"#;
+
+/// The example stream definition written by `strata init`.
+pub const STARTER_SQL: &str = r#"-- A stream is a table in the log. event_time names the TIMESTAMP column
+-- that partitions the files (partition = 'hour' or 'day').
+CREATE TABLE orders (
+  order_id BIGINT NOT NULL,
+  ts       TIMESTAMP NOT NULL,
+  country  VARCHAR NOT NULL,
+  product  VARCHAR NOT NULL,
+  quantity INT NOT NULL,
+  amount   DECIMAL(12,2) NOT NULL
+) WITH (event_time = 'ts', partition = 'hour');
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_resolved_against_the_config_directory() {
+        let cfg = Config::resolve(
+            Path::new("/proj/strata.toml"),
+            toml::from_str("store = 'file://data/store'").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.store,
+            StoreLocation::Local(PathBuf::from("/proj/data/store"))
+        );
+        assert_eq!(cfg.sql_dir, PathBuf::from("/proj/sql"));
+        assert_eq!(cfg.mode, Mode::Lambda);
+    }
+
+    #[test]
+    fn unknown_keys_and_schemes_are_rejected() {
+        assert!(toml::from_str::<ConfigFile>("stor = 'x'").is_err());
+        let err = Config::resolve(
+            Path::new("/p/strata.toml"),
+            toml::from_str("store = 'gs://b/x'").unwrap(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("gs://"), "{err}");
+    }
+}

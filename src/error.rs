@@ -1,0 +1,109 @@
+//! One error type for the whole crate. Variants carry the context a user needs
+//! to act: the file and line of a definition, the commit of a log record, the
+//! input line and column of a rejected row.
+
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+
+/// Result alias used throughout strata.
+pub type Result<T, E = StrataError> = std::result::Result<T, E>;
+
+/// Every error strata reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StrataError {
+    /// A problem in `strata.toml`.
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+
+    /// A problem in a SQL definition file, with its line.
+    #[error("{path}:{line}: {message}")]
+    Definition {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+
+    /// A rejected input row or file: `where` names the file and line or row.
+    #[error("{location}: {message}")]
+    Input { location: String, message: String },
+
+    /// A name that the catalog does not know.
+    #[error("unknown stream '{name}' (known: {known})")]
+    UnknownStream { name: String, known: String },
+
+    /// The committed log is not in the shape the protocol guarantees.
+    #[error("log of stream '{stream}' is corrupt at commit {commit}: {message}")]
+    CorruptLog {
+        stream: String,
+        commit: u64,
+        message: String,
+    },
+
+    /// A writer kept losing the race for the next commit number.
+    #[error("stream '{stream}': gave up after {attempts} commit attempts lost to other writers")]
+    CommitContention { stream: String, attempts: u32 },
+
+    /// The command line asked for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+
+    #[error(transparent)]
+    DataFusion(Box<DataFusionError>),
+
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error(transparent)]
+    ObjectStore(#[from] object_store::Error),
+
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl StrataError {
+    /// An input error at `location` (e.g. `orders.csv:17`).
+    pub fn input(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Input {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A definition error at `path:line`.
+    pub fn definition(path: impl Into<PathBuf>, line: u64, message: impl Into<String>) -> Self {
+        Self::Definition {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DataFusionError> for StrataError {
+    fn from(e: DataFusionError) -> Self {
+        // Unwrap our own errors that travelled through DataFusion.
+        match e {
+            DataFusionError::External(inner) => match inner.downcast::<StrataError>() {
+                Ok(strata) => *strata,
+                Err(other) => StrataError::DataFusion(Box::new(DataFusionError::External(other))),
+            },
+            other => StrataError::DataFusion(Box::new(other)),
+        }
+    }
+}
+
+impl From<StrataError> for DataFusionError {
+    fn from(e: StrataError) -> Self {
+        match e {
+            StrataError::DataFusion(inner) => *inner,
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+}

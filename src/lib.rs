@@ -1,0 +1,25 @@
+//! strata: a SQL analytics engine that makes the Lambda and Kappa
+//! architectures real on Apache Arrow and DataFusion.
+//!
+//! The log is the system of record: events land as Parquet files under
+//! numbered, atomic, put-if-absent commits ([`log`]). Streams and views are
+//! declared in SQL ([`catalog`]). [`Strata`] ties a project together:
+//!
+//! ```no_run
+//! # async fn demo() -> strata::Result<()> {
+//! let config = strata::config::Config::load(std::path::Path::new("strata.toml"), false)?;
+//! let mut strata = strata::Strata::open(config)?;
+//! let (_schema, batches) = strata.query("SELECT count(*) FROM orders").await?;
+//! # Ok(()) }
+//! ```
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+mod engine;
+pub mod error;
+pub mod log;
+pub mod sample;
+
+pub use engine::{Strata, StreamStatus, STORE_URL};
+pub use error::{Result, StrataError};

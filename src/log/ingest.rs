@@ -1,0 +1,563 @@
+//! Reading input files into batches of a stream's declared schema.
+//!
+//! Every format is first read "raw" (NDJSON and CSV as strings, Parquet as
+//! stored), then [`conform`]ed: each declared column is cast with arrow's
+//! cast kernels in safe mode, and any value that became NULL without being
+//! NULL is reported with its file, line (or row), column, value and the
+//! type it failed to become. One mechanism validates every format.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use crate::catalog::StreamDef;
+use crate::error::{Result, StrataError};
+
+/// Rows per raw batch for CSV and Parquet; NDJSON batches by chunk.
+const BATCH_ROWS: usize = 64 * 1024;
+/// Bytes of NDJSON decoded per batch.
+const NDJSON_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Input file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    Ndjson,
+    Csv,
+    Parquet,
+}
+
+impl InputFormat {
+    /// The format implied by a file name's extension.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "ndjson" | "jsonl" | "json" => Some(Self::Ndjson),
+            "csv" => Some(Self::Csv),
+            "parquet" | "pq" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// One input of an append.
+#[derive(Debug, Clone)]
+pub struct InputSource {
+    /// `None` reads standard input.
+    pub path: Option<PathBuf>,
+    pub format: InputFormat,
+}
+
+impl InputSource {
+    /// An input from a path or `-` (stdin), with the format given or implied.
+    pub fn new(arg: &str, format: Option<InputFormat>) -> Result<Self> {
+        if arg == "-" {
+            return Ok(Self {
+                path: None,
+                format: format.unwrap_or(InputFormat::Ndjson),
+            });
+        }
+        let path = PathBuf::from(arg);
+        let format =
+            match format.or_else(|| InputFormat::from_path(&path)) {
+                Some(f) => f,
+                None => return Err(StrataError::input(
+                    arg,
+                    "cannot tell the format from the extension; pass --format ndjson|csv|parquet",
+                )),
+            };
+        Ok(Self {
+            path: Some(path),
+            format,
+        })
+    }
+
+    /// How errors name this input.
+    pub fn name(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => "<stdin>".to_string(),
+        }
+    }
+
+    /// Size in bytes, when known (for progress).
+    pub fn len(&self) -> Option<u64> {
+        self.path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + Send>> {
+        match &self.path {
+            Some(p) => Ok(Box::new(File::open(p).map_err(|e| {
+                StrataError::input(p.display().to_string(), format!("cannot open: {e}"))
+            })?)),
+            None => Ok(Box::new(std::io::stdin())),
+        }
+    }
+}
+
+/// Options for reading input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// Drop input columns the stream does not declare instead of rejecting them.
+    pub ignore_extra_columns: bool,
+}
+
+/// Read `input`, conform every batch to `stream`'s schema and hand it to
+/// `sink`. `progress` is called with the bytes (or rows, for Parquet) read.
+/// Returns the number of rows read.
+pub fn read_input(
+    input: &InputSource,
+    stream: &StreamDef,
+    opts: ReadOptions,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let name = input.name();
+    let rows = match input.format {
+        InputFormat::Ndjson => read_ndjson(input, &name, stream, opts, sink, progress)?,
+        InputFormat::Csv => read_csv(input, &name, stream, opts, sink, progress)?,
+        InputFormat::Parquet => read_parquet(input, &name, stream, opts, sink, progress)?,
+    };
+    if rows == 0 {
+        return Err(StrataError::input(name, "empty input: no rows to append"));
+    }
+    Ok(rows)
+}
+
+/// All declared columns as nullable strings: the raw schema of text formats.
+fn text_schema(names: &[String]) -> SchemaRef {
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn declared_names(stream: &StreamDef) -> Vec<String> {
+    stream
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+fn unknown_column(stream: &StreamDef, column: &str) -> String {
+    format!(
+        "column '{column}' is not declared by stream '{}' (it has: {}); pass --ignore-extra-columns to drop it",
+        stream.name,
+        declared_names(stream).join(", ")
+    )
+}
+
+/// A reader that reports how many bytes passed through it.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
+fn read_ndjson(
+    input: &InputSource,
+    name: &str,
+    stream: &StreamDef,
+    opts: ReadOptions,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let schema = text_schema(&declared_names(stream));
+    let mut reader = BufReader::with_capacity(
+        256 * 1024,
+        Counting {
+            inner: input.open()?,
+            progress,
+        },
+    );
+    let io_err = |e: std::io::Error| StrataError::input(name, format!("read error: {e}"));
+    let mut chunk: Vec<u8> = Vec::with_capacity(NDJSON_CHUNK_BYTES + 64 * 1024);
+    // Line number of each non-blank line in `chunk`: row i of the decoded batch.
+    let mut row_lines: Vec<u64> = Vec::new();
+    let mut line_no: u64 = 0;
+    let mut rows: u64 = 0;
+    loop {
+        let start = chunk.len();
+        let n = reader.read_until(b'\n', &mut chunk).map_err(io_err)?;
+        if n > 0 {
+            line_no += 1;
+            if !chunk[start..].iter().all(u8::is_ascii_whitespace) {
+                row_lines.push(line_no);
+            }
+        }
+        if (n == 0 || chunk.len() >= NDJSON_CHUNK_BYTES) && !row_lines.is_empty() {
+            let raw = decode_ndjson_chunk(&chunk, &row_lines, &schema, stream, opts, name)?;
+            let batch = conform(&raw, stream, &|i| format!("{name}:{}", row_lines[i]))?;
+            rows += batch.num_rows() as u64;
+            sink(batch)?;
+            chunk.clear();
+            row_lines.clear();
+        }
+        if n == 0 {
+            return Ok(rows);
+        }
+    }
+}
+
+fn json_decoder(
+    schema: &SchemaRef,
+    rows: usize,
+    opts: ReadOptions,
+) -> Result<arrow::json::reader::Decoder> {
+    Ok(arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(rows.max(1))
+        .with_coerce_primitive(true)
+        .with_strict_mode(!opts.ignore_extra_columns)
+        .build_decoder()?)
+}
+
+/// Decode a chunk of NDJSON lines in one go; on any error, decode line by
+/// line to find and explain the first bad one.
+fn decode_ndjson_chunk(
+    chunk: &[u8],
+    row_lines: &[u64],
+    schema: &SchemaRef,
+    stream: &StreamDef,
+    opts: ReadOptions,
+    name: &str,
+) -> Result<RecordBatch> {
+    let mut decoder = json_decoder(schema, row_lines.len(), opts)?;
+    let fast = decoder
+        .decode(chunk)
+        .and_then(|consumed| {
+            if consumed == chunk.len() && !decoder.has_partial_record() {
+                decoder.flush()
+            } else {
+                Ok(None)
+            }
+        })
+        .ok()
+        .flatten();
+    if let Some(batch) = fast {
+        if batch.num_rows() == row_lines.len() {
+            return Ok(batch);
+        }
+    }
+    // Slow path: find the first line that does not decode alone.
+    let lines = chunk
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
+    for (line, &line_no) in lines.zip(row_lines) {
+        let at = format!("{name}:{line_no}");
+        let mut decoder = json_decoder(schema, 1, opts)?;
+        let decoded = decoder.decode(line).and_then(|_| decoder.flush());
+        match decoded {
+            Ok(Some(b)) if b.num_rows() == 1 && !decoder.has_partial_record() => continue,
+            Ok(_) => {
+                return Err(StrataError::input(
+                    at,
+                    "expected exactly one JSON object on the line",
+                ))
+            }
+            Err(e) => return Err(explain_json_line(line, &at, stream, opts, e)),
+        }
+    }
+    Err(StrataError::input(
+        name,
+        "input could not be decoded as NDJSON, but no single line fails alone",
+    ))
+}
+
+fn explain_json_line(
+    line: &[u8],
+    at: &str,
+    stream: &StreamDef,
+    opts: ReadOptions,
+    arrow_err: arrow::error::ArrowError,
+) -> StrataError {
+    let value: serde_json::Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => return StrataError::input(at, format!("invalid JSON: {e}")),
+    };
+    let Some(object) = value.as_object() else {
+        return StrataError::input(
+            at,
+            format!("expected a JSON object, found {}", json_kind(&value)),
+        );
+    };
+    for (key, v) in object {
+        match stream.schema.field_with_name(key) {
+            Err(_) if !opts.ignore_extra_columns => {
+                return StrataError::input(at, unknown_column(stream, key))
+            }
+            Ok(field) if v.is_object() || v.is_array() => {
+                return StrataError::input(
+                    at,
+                    format!(
+                        "column '{key}': expected a {} value, found {}",
+                        sql_type_name(field.data_type()),
+                        json_kind(v)
+                    ),
+                )
+            }
+            _ => {}
+        }
+    }
+    StrataError::input(at, arrow_err.to_string())
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn read_csv(
+    input: &InputSource,
+    name: &str,
+    stream: &StreamDef,
+    opts: ReadOptions,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let mut reader = BufReader::with_capacity(
+        1024 * 1024,
+        Counting {
+            inner: input.open()?,
+            progress,
+        },
+    );
+    // Peek the header without consuming it: arrow's reader skips it, and
+    // keeps line numbers that count it.
+    let buf = reader
+        .fill_buf()
+        .map_err(|e| StrataError::input(name, format!("read error: {e}")))?;
+    if buf.is_empty() {
+        return Err(StrataError::input(name, "empty input: no header row"));
+    }
+    let header_end = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());
+    let header: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&buf[..header_end])
+        .records()
+        .next()
+        .transpose()
+        .map_err(|e| {
+            StrataError::input(format!("{name}:1"), format!("unreadable CSV header: {e}"))
+        })?
+        .map(|r| r.iter().map(|s| s.trim().to_lowercase()).collect())
+        .unwrap_or_default();
+    if header.iter().all(|h| h.is_empty()) {
+        return Err(StrataError::input(
+            format!("{name}:1"),
+            "empty CSV header row",
+        ));
+    }
+    for (i, col) in header.iter().enumerate() {
+        if header[..i].contains(col) {
+            return Err(StrataError::input(
+                format!("{name}:1"),
+                format!("column '{col}' appears twice in the header"),
+            ));
+        }
+        if stream.schema.field_with_name(col).is_err() && !opts.ignore_extra_columns {
+            return Err(StrataError::input(
+                format!("{name}:1"),
+                unknown_column(stream, col),
+            ));
+        }
+    }
+    let schema = text_schema(&header);
+    let csv_reader = arrow::csv::ReaderBuilder::new(schema)
+        .with_header(true)
+        .with_batch_size(BATCH_ROWS)
+        .build_buffered(reader)?;
+    let mut rows: u64 = 0;
+    for raw in csv_reader {
+        let raw = raw.map_err(|e| StrataError::input(name, e.to_string()))?;
+        let first = rows;
+        // Line 1 is the header; row i of the input is line i + 2.
+        let batch = conform(&raw, stream, &|i| {
+            format!("{name}:{}", first + i as u64 + 2)
+        })?;
+        rows += batch.num_rows() as u64;
+        sink(batch)?;
+    }
+    Ok(rows)
+}
+
+fn read_parquet(
+    input: &InputSource,
+    name: &str,
+    stream: &StreamDef,
+    opts: ReadOptions,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    match &input.path {
+        Some(p) => {
+            let file =
+                File::open(p).map_err(|e| StrataError::input(name, format!("cannot open: {e}")))?;
+            read_parquet_from(file, name, stream, opts, sink, progress)
+        }
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| StrataError::input(name, format!("read error: {e}")))?;
+            read_parquet_from(bytes::Bytes::from(buf), name, stream, opts, sink, progress)
+        }
+    }
+}
+
+fn read_parquet_from<T: parquet::file::reader::ChunkReader + 'static>(
+    source: T,
+    name: &str,
+    stream: &StreamDef,
+    opts: ReadOptions,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let perr = |e: parquet::errors::ParquetError| {
+        StrataError::input(name, format!("not a readable Parquet file: {e}"))
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(perr)?;
+    let mut keep = Vec::new();
+    for (i, field) in builder.schema().fields().iter().enumerate() {
+        if stream.schema.field_with_name(field.name()).is_ok() {
+            keep.push(i);
+        } else if !opts.ignore_extra_columns {
+            return Err(StrataError::input(
+                name,
+                unknown_column(stream, field.name()),
+            ));
+        }
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), keep);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(perr)?;
+    let mut rows: u64 = 0;
+    for raw in reader {
+        let raw =
+            raw.map_err(|e| StrataError::input(name, format!("corrupt Parquet data: {e}")))?;
+        let first = rows;
+        let batch = conform(&raw, stream, &|i| {
+            format!("{name}: row {}", first + i as u64 + 1)
+        })?;
+        rows += batch.num_rows() as u64;
+        progress(batch.num_rows() as u64);
+        sink(batch)?;
+    }
+    Ok(rows)
+}
+
+/// Cast `raw` (columns by name, any subset of the declared ones) to the
+/// stream's schema. `locate(i)` names row `i` of `raw` in error messages.
+pub fn conform(
+    raw: &RecordBatch,
+    stream: &StreamDef,
+    locate: &dyn Fn(usize) -> String,
+) -> Result<RecordBatch> {
+    let safe = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(stream.schema.fields().len());
+    for field in stream.schema.fields() {
+        let name = field.name();
+        let column = match raw.column_by_name(name) {
+            None => new_null_array(field.data_type(), raw.num_rows()),
+            Some(col) if col.data_type() == field.data_type() => col.clone(),
+            Some(col) => {
+                let cast = cast_with_options(col, field.data_type(), &safe).map_err(|e| {
+                    StrataError::input(
+                        locate(0),
+                        format!(
+                            "column '{name}': cannot convert {} to {}: {e}",
+                            col.data_type(),
+                            sql_type_name(field.data_type())
+                        ),
+                    )
+                })?;
+                if cast.null_count() > col.null_count() {
+                    let i = (0..col.len())
+                        .find(|&i| cast.is_null(i) && !col.is_null(i))
+                        .expect("a value became null");
+                    return Err(StrataError::input(
+                        locate(i),
+                        format!(
+                            "column '{name}': cannot read {} as {}",
+                            show_value(col.as_ref(), i),
+                            sql_type_name(field.data_type())
+                        ),
+                    ));
+                }
+                cast
+            }
+        };
+        if !field.is_nullable() && column.null_count() > 0 {
+            let i = (0..column.len()).find(|&i| column.is_null(i)).unwrap_or(0);
+            return Err(StrataError::input(
+                locate(i),
+                format!("column '{name}' is missing or NULL, but is declared NOT NULL"),
+            ));
+        }
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(stream.schema.clone(), columns)?)
+}
+
+/// A value for an error message: quoted, and cut if long.
+fn show_value(array: &dyn Array, i: usize) -> String {
+    let options = FormatOptions::default();
+    let text = ArrayFormatter::try_new(array, &options)
+        .map(|f| f.value(i).to_string())
+        .unwrap_or_else(|_| "?".to_string());
+    let mut shown: String = text.chars().take(60).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    format!("'{shown}'")
+}
+
+/// The SQL spelling of an arrow type, for messages.
+pub fn sql_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "REAL".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Utf8 => "VARCHAR".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => "TIMESTAMP (ISO-8601)".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        other => other.to_string(),
+    }
+}

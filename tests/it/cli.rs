@@ -1,0 +1,171 @@
+//! The real binary: init, ingest, query formats, status, errors, help.
+
+use predicates::prelude::*;
+
+use crate::common::{orders_ndjson, Project};
+
+#[test]
+fn init_writes_a_working_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("proj");
+    let bin = || assert_cmd::Command::cargo_bin("strata").unwrap();
+    bin()
+        .arg("init")
+        .arg(&proj)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote"));
+    assert!(proj.join("strata.toml").is_file());
+    assert!(proj.join("sql/orders.sql").is_file());
+    let input = proj.join("in.ndjson");
+    std::fs::write(&input, orders_ndjson(0..4)).unwrap();
+    bin()
+        .arg("--config")
+        .arg(proj.join("strata.toml"))
+        .args(["ingest", "orders"])
+        .arg(&input)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("committed 4 rows")
+                .and(predicate::str::contains("as commit 0")),
+        );
+    assert!(proj
+        .join(".strata/log/orders/_commits/00000000000000000000.json")
+        .is_file());
+    // Running init again keeps what is there.
+    bin()
+        .arg("init")
+        .arg(&proj)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kept existing"));
+}
+
+#[test]
+fn query_formats() {
+    let p = Project::orders();
+    let input = p.write("in.ndjson", orders_ndjson(0..3));
+    p.cmd()
+        .args(["ingest", "orders", input.to_str().unwrap()])
+        .assert()
+        .success();
+    let sql = "SELECT order_id, ts, amount FROM orders ORDER BY order_id LIMIT 2";
+    p.cmd()
+        .args(["query", sql, "--format", "csv"])
+        .assert()
+        .success()
+        .stdout("order_id,ts,amount\n0,2026-11-01T00:00:00Z,0.00\n1,2026-11-01T00:01:00Z,1.01\n");
+    let out = p
+        .cmd()
+        .args(["query", sql, "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[1]["order_id"], 1);
+    let out = p
+        .cmd()
+        .args(["query", sql, "--format", "ndjson"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    p.cmd()
+        .args(["query", sql])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("| order_id |")
+                .and(predicate::str::contains("2026-11-01T00:01:00Z")),
+        )
+        .stderr(predicate::str::contains("2 rows in"));
+    // An empty result still shows its columns.
+    p.cmd()
+        .args([
+            "query",
+            "SELECT order_id FROM orders WHERE order_id < 0",
+            "--format",
+            "csv",
+        ])
+        .assert()
+        .success()
+        .stdout("order_id\n");
+}
+
+#[test]
+fn status_reports_each_stream() {
+    let p = Project::orders();
+    let out = p
+        .cmd()
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["stream"], "orders");
+    assert_eq!(v[0]["commits"], 0);
+    assert!(v[0]["head_commit"].is_null());
+    for n in 0..2 {
+        let input = p.write(&format!("in{n}.ndjson"), orders_ndjson(n * 30..n * 30 + 30));
+        p.cmd()
+            .args(["ingest", "orders", input.to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    let out = p
+        .cmd()
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["commits"], 2);
+    assert_eq!(v[0]["head_commit"], 1);
+    assert_eq!(v[0]["rows"], 60);
+    assert_eq!(v[0]["min_event_time"], "2026-11-01T00:00:00Z");
+    assert_eq!(v[0]["max_event_time"], "2026-11-01T05:59:00Z");
+    p.cmd().arg("status").assert().success().stdout(
+        predicate::str::contains("| orders |").and(predicate::str::contains("head_commit")),
+    );
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let p = Project::orders();
+    p.cmd()
+        .args(["query", "SELECT nope FROM orders"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with("Error: ").and(predicate::str::contains("nope")));
+    assert_cmd::Command::cargo_bin("strata")
+        .unwrap()
+        .args(["--config", "/nonexistent/strata.toml", "status"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("/nonexistent/strata.toml"));
+    let bad = Project::new("CREATE TABLE t (a BIGINT,\n  b WIDGET) WITH (event_time = 'a');");
+    bad.cmd()
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("defs.sql:2").and(predicate::str::contains("WIDGET")));
+    p.write("strata.toml", "store = 'file://store'\nsqldir = 'sql'\n");
+    p.cmd()
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("sqldir"));
+}
+
+#[test]
+fn help_lists_the_commands() {
+    assert_cmd::Command::cargo_bin("strata")
+        .unwrap()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("ingest")
+                .and(predicate::str::contains("query"))
+                .and(predicate::str::contains("status"))
+                .and(predicate::str::contains("demo")),
+        );
+}

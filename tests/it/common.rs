@@ -1,0 +1,119 @@
+//! A throwaway project: a temp dir with strata.toml, sql/ and a local store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use strata::config::Config;
+use strata::Strata;
+
+pub const ORDERS_SQL: &str = "CREATE TABLE orders (
+  order_id BIGINT NOT NULL,
+  ts       TIMESTAMP NOT NULL,
+  country  VARCHAR NOT NULL,
+  product  VARCHAR NOT NULL,
+  quantity INT NOT NULL,
+  amount   DECIMAL(12,2) NOT NULL
+) WITH (event_time = 'ts', partition = 'hour');";
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(sql: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("sql")).unwrap();
+        std::fs::write(dir.path().join("sql/defs.sql"), sql).unwrap();
+        std::fs::write(
+            dir.path().join("strata.toml"),
+            "store = \"file://store\"\nsql_dir = \"sql\"\n",
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    pub fn orders() -> Self {
+        Self::new(ORDERS_SQL)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("strata.toml")
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.path().join("store")
+    }
+
+    pub fn strata(&self) -> Strata {
+        Strata::open(Config::load(&self.config_path(), true).unwrap()).unwrap()
+    }
+
+    /// Write `contents` to `name` in the project dir; returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// The real binary, pointed at this project.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("strata").unwrap();
+        c.arg("--config")
+            .arg(self.config_path())
+            .env_remove("STRATA_CONFIG");
+        c
+    }
+
+    /// Every file and directory under the store, with file contents.
+    pub fn store_tree(&self) -> BTreeMap<String, Option<Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        walk(&self.store_dir(), &self.store_dir(), &mut out);
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        if p.is_dir() {
+            out.insert(rel + "/", None);
+            walk(root, &p, out);
+        } else {
+            out.insert(rel, Some(std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+/// NDJSON lines of orders with ids `ids`, one hour apart per 10 ids.
+pub fn orders_ndjson(ids: std::ops::Range<i64>) -> String {
+    ids.map(|i| {
+        format!(
+            "{{\"order_id\":{i},\"ts\":\"2026-11-01T{:02}:{:02}:00Z\",\"country\":\"{}\",\"product\":\"p{}\",\"quantity\":{},\"amount\":\"{}.{:02}\"}}\n",
+            (i / 10) % 24,
+            i % 60,
+            ["US", "DE", "FR"][(i % 3) as usize],
+            i % 5,
+            1 + i % 4,
+            i % 1000,
+            i % 100
+        )
+    })
+    .collect()
+}
+
+pub async fn count(strata: &mut Strata, sql: &str) -> i64 {
+    use arrow::array::AsArray;
+    let (_, batches) = strata.query(sql).await.unwrap();
+    batches[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0)
+}

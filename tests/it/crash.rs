@@ -1,0 +1,101 @@
+//! Invariant 1 (log): an ingest killed with SIGKILL at any moment leaves a
+//! readable log of whole commits only, and the next ingest succeeds.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+use strata::sample::{write_sample, SampleFormat, SampleOptions};
+
+use crate::common::{count, Project};
+
+#[test]
+fn kill_dash_nine_during_ingest_leaves_only_whole_commits() {
+    let p = Project::orders();
+    let input = p.path().join("big.ndjson");
+    let opts = SampleOptions {
+        events: 150_000,
+        ..Default::default()
+    };
+    write_sample(
+        opts,
+        SampleFormat::Ndjson,
+        std::fs::File::create(&input).unwrap(),
+    )
+    .unwrap();
+
+    // How long an uninterrupted ingest takes: kills land across that span.
+    let started = Instant::now();
+    p.cmd()
+        .args(["ingest", "orders", input.to_str().unwrap()])
+        .assert()
+        .success();
+    let full = started.elapsed();
+    let mut expected_rows: i64 = 150_000;
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let runs = 12;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for run in 0..runs {
+        let delay = full.mul_f64(rng.random_range(0.05..1.1));
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+            .arg("--config")
+            .arg(p.config_path())
+            .args(["ingest", "orders", input.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+
+        rt.block_on(async {
+            let mut strata = p.strata();
+            let snap = strata.snapshots().await.unwrap().remove("orders").unwrap();
+            let commits = snap.commits();
+            // Whole commits only: every named file is there, intact.
+            for c in commits {
+                assert_eq!(c.rows, c.files.iter().map(|f| f.rows).sum::<u64>());
+                for f in &c.files {
+                    let bytes = std::fs::read(p.store_dir().join("log/orders").join(&f.path))
+                        .unwrap_or_else(|e| {
+                            panic!(
+                                "run {run}: commit {} names missing {}: {e}",
+                                c.commit, f.path
+                            )
+                        });
+                    assert_eq!(bytes.len() as u64, f.bytes);
+                    assert_eq!(hex::encode(Sha256::digest(&bytes)), f.sha256);
+                }
+            }
+            // The killed ingest either committed whole or not at all.
+            if commits.len() as i64 * 150_000 != expected_rows {
+                expected_rows += 150_000;
+            }
+            assert_eq!(
+                commits.len() as i64 * 150_000,
+                expected_rows,
+                "run {run} ({status})"
+            );
+            assert_eq!(
+                count(&mut strata, "SELECT count(*) FROM orders").await,
+                expected_rows
+            );
+        });
+    }
+
+    // The log still takes appends.
+    let small = p.write("small.ndjson", crate::common::orders_ndjson(0..3));
+    p.cmd()
+        .args(["ingest", "orders", small.to_str().unwrap()])
+        .assert()
+        .success();
+    rt.block_on(async {
+        let mut strata = p.strata();
+        assert_eq!(
+            count(&mut strata, "SELECT count(*) FROM orders").await,
+            expected_rows + 3
+        );
+    });
+}

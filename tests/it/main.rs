@@ -1,0 +1,10 @@
+//! Integration tests: one binary (faster to link than one per file).
+
+mod cli;
+mod common;
+mod concurrency;
+mod crash;
+mod idempotency;
+mod log_roundtrip;
+mod malformed;
+mod sample;
