@@ -288,12 +288,14 @@ fn parse_stream(ct: &ast::CreateTable, at: &SourceLocation) -> Result<StreamDef>
             match &opt.option {
                 ColumnOption::NotNull => nullable = false,
                 ColumnOption::Null => nullable = true,
-                other => return Err(err(
-                    col_line,
-                    format!(
+                other => {
+                    return Err(err(
+                        col_line,
+                        format!(
                         "stream '{name}', column '{col_name}': unsupported column option '{other}'"
                     ),
-                )),
+                    ))
+                }
             }
         }
         fields.push(Field::new(col_name, data_type, nullable));
@@ -312,17 +314,18 @@ fn parse_stream(ct: &ast::CreateTable, at: &SourceLocation) -> Result<StreamDef>
         match key.as_str() {
             "event_time" => event_time = Some(value.to_lowercase()),
             "partition" => {
-                partitioning =
-                    match value.to_lowercase().as_str() {
-                        "hour" => Partitioning::Hour,
-                        "day" => Partitioning::Day,
-                        other => return Err(err(
+                partitioning = match value.to_lowercase().as_str() {
+                    "hour" => Partitioning::Hour,
+                    "day" => Partitioning::Day,
+                    other => {
+                        return Err(err(
                             None,
                             format!(
                                 "stream '{name}': partition = '{other}' (expected 'hour' or 'day')"
                             ),
-                        )),
+                        ))
                     }
+                }
             }
             other => {
                 return Err(err(

@@ -229,7 +229,7 @@ pub async fn ingest(
         .inputs
         .iter()
         .filter(|i| i.format != InputFormat::Parquet)
-        .filter_map(InputSource::len)
+        .filter_map(InputSource::size_bytes)
         .sum();
     let bar = if std::io::stderr().is_terminal() && text_bytes > PROGRESS_MIN_BYTES {
         let bar = ProgressBar::new(text_bytes);

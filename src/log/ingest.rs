@@ -88,7 +88,7 @@ impl InputSource {
     }
 
     /// Size in bytes, when known (for progress).
-    pub fn len(&self) -> Option<u64> {
+    pub fn size_bytes(&self) -> Option<u64> {
         self.path
             .as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -265,8 +265,15 @@ fn decode_ndjson_chunk(
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
     for (line, &line_no) in lines.zip(row_lines) {
         let at = format!("{name}:{line_no}");
-        let mut decoder = json_decoder(schema, 1, opts)?;
-        let decoded = decoder.decode(line).and_then(|_| decoder.flush());
+        // Room for two rows, so a second object on the line shows up.
+        let mut decoder = json_decoder(schema, 2, opts)?;
+        let decoded = decoder.decode(line).and_then(|consumed| {
+            if line[consumed..].iter().all(u8::is_ascii_whitespace) {
+                decoder.flush()
+            } else {
+                Ok(None)
+            }
+        });
         match decoded {
             Ok(Some(b)) if b.num_rows() == 1 && !decoder.has_partial_record() => continue,
             Ok(_) => {

@@ -35,6 +35,7 @@ fn kill_dash_nine_during_ingest_leaves_only_whole_commits() {
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let runs = 12;
+    let mut interrupted = 0;
     let rt = tokio::runtime::Runtime::new().unwrap();
     for run in 0..runs {
         let delay = full.mul_f64(rng.random_range(0.05..1.1));
@@ -70,7 +71,9 @@ fn kill_dash_nine_during_ingest_leaves_only_whole_commits() {
                 }
             }
             // The killed ingest either committed whole or not at all.
-            if commits.len() as i64 * 150_000 != expected_rows {
+            if commits.len() as i64 * 150_000 == expected_rows {
+                interrupted += 1;
+            } else {
                 expected_rows += 150_000;
             }
             assert_eq!(
@@ -84,6 +87,8 @@ fn kill_dash_nine_during_ingest_leaves_only_whole_commits() {
             );
         });
     }
+
+    assert!(interrupted > 0, "no kill landed before a commit");
 
     // The log still takes appends.
     let small = p.write("small.ndjson", crate::common::orders_ndjson(0..3));

@@ -105,7 +105,7 @@ fn cases() -> Vec<Case> {
         case("fractional integer", "bad.ndjson", format!("{}\n", line(r#""quantity":1.5"#)), &["bad.ndjson:1", "column 'quantity'", "'1.5'", "INT"]),
         case("NULL in NOT NULL", "bad.ndjson", format!("{good}{good}{good}{}\n", line(r#""country":null"#)), &["bad.ndjson:4", "column 'country'", "NOT NULL"]),
         case("missing NOT NULL column", "bad.ndjson", format!("{}\n", without("product")), &["bad.ndjson:1", "column 'product'", "NOT NULL"]),
-        case("unparseable timestamp", "bad.ndjson", format!("{good}\n\n{}\n", line(r#""ts":"yesterday""#)), &["bad.ndjson:3", "column 'ts'", "'yesterday'", "TIMESTAMP"]),
+        case("unparseable timestamp", "bad.ndjson", format!("{good}\n{}\n", line(r#""ts":"yesterday""#)), &["bad.ndjson:3", "column 'ts'", "'yesterday'", "TIMESTAMP"]),
         case("impossible date", "bad.ndjson", format!("{}\n", line(r#""ts":"2026-02-30T10:00:00Z""#)), &["bad.ndjson:1", "column 'ts'"]),
         case("extra column", "bad.ndjson", format!("{}\n", line(r#""coupon":"X""#)), &["bad.ndjson:1", "'coupon' is not declared", "--ignore-extra-columns"]),
         case("not an object", "bad.ndjson", format!("{good}[1,2,3]\n"), &["bad.ndjson:2", "expected a JSON object"]),
