@@ -34,6 +34,21 @@ pub struct ConfigFile {
     pub sql_dir: String,
     #[serde(default)]
     pub mode: Mode,
+    /// Batch versions kept per view (older ones are removed after a newer
+    /// one is published).
+    #[serde(default = "default_retain_versions")]
+    pub retain_versions: usize,
+    /// Most bytes of events the speed layer holds in memory per stream.
+    #[serde(default = "default_speed_max_bytes")]
+    pub speed_max_bytes: u64,
+}
+
+fn default_retain_versions() -> usize {
+    3
+}
+
+fn default_speed_max_bytes() -> u64 {
+    1 << 30
 }
 
 fn default_store() -> String {
@@ -50,6 +65,8 @@ impl Default for ConfigFile {
             store: default_store(),
             sql_dir: default_sql_dir(),
             mode: Mode::default(),
+            retain_versions: default_retain_versions(),
+            speed_max_bytes: default_speed_max_bytes(),
         }
     }
 }
@@ -62,6 +79,8 @@ pub struct Config {
     pub store: StoreLocation,
     pub sql_dir: PathBuf,
     pub mode: Mode,
+    pub retain_versions: usize,
+    pub speed_max_bytes: u64,
 }
 
 /// Where the store lives, resolved.
@@ -117,6 +136,8 @@ impl Config {
             store,
             sql_dir: base.join(&file.sql_dir),
             mode: file.mode,
+            retain_versions: file.retain_versions.max(1),
+            speed_max_bytes: file.speed_max_bytes,
         })
     }
 
@@ -157,6 +178,11 @@ store = "file://.strata"
 sql_dir = "sql"
 # mode: "lambda" (batch + speed layers) or "kappa" (one streaming replay).
 mode = "lambda"
+# retain_versions: batch versions kept per view.
+retain_versions = 3
+# speed_max_bytes: most bytes of events held in memory per stream by the
+# speed layer; past it, queries ask you to run `strata batch`.
+speed_max_bytes = 1073741824
 "#;
 
 /// The example stream definition written by `strata init`.

@@ -11,12 +11,15 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectStore;
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::batch::{self, VersionRecord};
+use crate::catalog::{Catalog, ViewDef};
 use crate::config::Config;
 use crate::error::Result;
 use crate::log::{
     append_batches, append_inputs, AppendOutcome, AppendRequest, LogTable, Snapshot, StreamLog,
 };
+use crate::serving::{StreamTable, ViewTable};
+use crate::speed::SpeedLayer;
 
 /// The URL under which a session's runtime finds the strata store.
 pub const STORE_URL: &str = "strata://store/";
@@ -27,8 +30,40 @@ pub struct Strata {
     pub catalog: Catalog,
     store: Arc<dyn ObjectStore>,
     logs: BTreeMap<String, StreamLog>,
+    speed: SpeedLayer,
 }
 
+/// How a materialized view is served right now.
+#[derive(Debug, Clone)]
+pub struct ViewState {
+    /// The newest published batch version, if any.
+    pub latest: Option<VersionRecord>,
+    /// Whether that version was made by the current definition. A stale
+    /// version is not served: the speed layer covers the whole log.
+    pub current: bool,
+    /// Commits after this one are served from the speed layer
+    /// (`None`: every commit).
+    pub speed_after: Option<u64>,
+}
+
+/// Per-view summary for `strata status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ViewStatus {
+    pub view: String,
+    pub stream: String,
+    pub key: String,
+    pub batch_version: Option<u64>,
+    /// `current`, `stale` (definition changed: served from speed) or `none`.
+    pub batch_state: String,
+    pub batch_rows: Option<u64>,
+    pub watermark: Option<u64>,
+    pub head_commit: Option<u64>,
+    pub speed_commits: u64,
+    pub speed_rows: u64,
+    pub speed_bytes: u64,
+    /// Event time the batch version is behind the head, in seconds.
+    pub behind_seconds: Option<f64>,
+}
 /// Per-stream summary for `strata status`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StreamStatus {
@@ -52,11 +87,13 @@ impl Strata {
             .keys()
             .map(|name| (name.clone(), StreamLog::new(store.clone(), name.clone())))
             .collect();
+        let speed = SpeedLayer::new(config.speed_max_bytes);
         Ok(Self {
             config,
             catalog,
             store,
             logs,
+            speed,
         })
     }
 
@@ -104,21 +141,186 @@ impl Strata {
         Ok(out)
     }
 
-    /// A DataFusion session with every stream registered at its head.
-    pub async fn session(&mut self) -> Result<SessionContext> {
-        let snapshots = self.snapshots().await?;
+    /// A session with the strata store registered and nothing else.
+    pub fn new_session(&self) -> Result<SessionContext> {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        ctx.register_object_store(
+            ObjectStoreUrl::parse(STORE_URL)?.as_ref(),
+            self.store.clone(),
+        );
+        Ok(ctx)
+    }
+
+    /// How `view` is served: its newest batch version and where speed starts.
+    pub async fn view_state(&self, view: &ViewDef) -> Result<ViewState> {
+        let latest = batch::latest_version(&self.store, &view.name).await?;
+        let current = latest.as_ref().is_some_and(|r| batch::is_current(view, r));
+        let speed_after = if current {
+            latest.as_ref().and_then(|r| r.watermark)
+        } else {
+            None
+        };
+        Ok(ViewState {
+            latest,
+            current,
+            speed_after,
+        })
+    }
+
+    /// A DataFusion session serving every stream (files ∪ in-memory tail)
+    /// and every view (batch ∪ speed), at the head of the log.
+    pub async fn session(&mut self) -> Result<SessionContext> {
+        let snapshots = self.snapshots().await?;
+        let ctx = self.new_session()?;
         let url = ObjectStoreUrl::parse(STORE_URL)?;
-        ctx.register_object_store(url.as_ref(), self.store.clone());
+        let mut states = Vec::new();
+        for view in self.catalog.materialized() {
+            let state = self.view_state(view).await?;
+            if let (Some(latest), false) = (&state.latest, state.current) {
+                tracing::warn!(
+                    "view '{}': its definition changed since batch version {}; serving it from the speed layer over the whole log until `strata batch {}`",
+                    view.name, latest.version, view.name
+                );
+            }
+            states.push((view.clone(), state));
+        }
         for (name, snapshot) in &snapshots {
             let def = self.catalog.stream(name)?.clone();
+            // The tail reaches back to the oldest watermark of the stream's views.
+            let base = states
+                .iter()
+                .filter(|(v, _)| &v.stream == name)
+                .map(|(_, s)| s.speed_after)
+                .min()
+                .unwrap_or(snapshot.head());
+            self.speed.sync(&self.store, &def, snapshot, base).await?;
+            let log = LogTable::new(def, &snapshot.at(base), url.clone());
+            let tail = self.speed.events(name, base);
+            ctx.register_table(name.as_str(), Arc::new(StreamTable::new(log, tail)))?;
+        }
+        for (view, state) in states {
+            let stream = self.catalog.stream(&view.stream)?.clone();
+            let events = self.speed.events(&view.stream, state.speed_after);
+            let speed_rows = crate::speed::run_view(&view, &stream, events).await?;
+            let files = match (&state.latest, state.current) {
+                (Some(r), true) => r.files.clone(),
+                _ => Vec::new(),
+            };
+            let name = view.name.clone();
             ctx.register_table(
                 name.as_str(),
-                Arc::new(LogTable::new(def, snapshot, url.clone())),
+                Arc::new(ViewTable::new(view, files, speed_rows, url.clone())),
             )?;
         }
+        for view in self.catalog.views.iter().filter(|v| !v.materialized) {
+            ctx.sql(&format!("CREATE VIEW \"{}\" AS {}", view.name, view.query))
+                .await?
+                .collect()
+                .await?;
+        }
         Ok(ctx)
+    }
+
+    /// Recompute `views` (all materialized views when empty) from the head
+    /// snapshot and publish a new version of each. `progress(view, rows)`
+    /// reports rows written.
+    pub async fn batch(
+        &mut self,
+        views: &[String],
+        progress: &(dyn Fn(&str, u64) + Send + Sync),
+    ) -> Result<Vec<VersionRecord>> {
+        let selected: Vec<ViewDef> = if views.is_empty() {
+            self.catalog.materialized().cloned().collect()
+        } else {
+            views
+                .iter()
+                .map(|n| {
+                    let v = self.catalog.view(n)?;
+                    if !v.materialized {
+                        return Err(crate::StrataError::Usage(format!(
+                            "view '{}' is a plain view: it is computed at query time and has no batch layer",
+                            v.name
+                        )));
+                    }
+                    Ok(v.clone())
+                })
+                .collect::<Result<_>>()?
+        };
+        // Pin each stream once: all its views see the same snapshot.
+        let snapshots = self.snapshots().await?;
+        let url = ObjectStoreUrl::parse(STORE_URL)?;
+        let mut out = Vec::new();
+        for view in selected {
+            let snapshot = &snapshots[&view.stream];
+            let ctx = self.new_session()?;
+            let def = self.catalog.stream(&view.stream)?.clone();
+            ctx.register_table(
+                view.stream.as_str(),
+                Arc::new(LogTable::new(def, snapshot, url.clone())),
+            )?;
+            let name = view.name.clone();
+            let record = batch::run_batch(
+                &self.store,
+                &ctx,
+                &view,
+                snapshot,
+                self.config.retain_versions,
+                &|rows| progress(&name, rows),
+            )
+            .await?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Per-view summary: batch version, watermark, speed layer, staleness.
+    pub async fn view_status(&mut self) -> Result<Vec<ViewStatus>> {
+        let snapshots = self.snapshots().await?;
+        let mut out = Vec::new();
+        let views: Vec<ViewDef> = self.catalog.materialized().cloned().collect();
+        for view in views {
+            let state = self.view_state(&view).await?;
+            let snapshot = &snapshots[&view.stream];
+            let def = self.catalog.stream(&view.stream)?.clone();
+            self.speed
+                .sync(&self.store, &def, snapshot, state.speed_after)
+                .await?;
+            let tail = self.speed.stats(&view.stream, state.speed_after);
+            let max_time =
+                |s: &Snapshot| s.commits().iter().filter_map(|c| c.max_event_time_us).max();
+            let behind = match state.speed_after {
+                _ if tail.commits == 0 => Some(0.0),
+                Some(w) => max_time(snapshot)
+                    .zip(max_time(&snapshot.at(Some(w))))
+                    .map(|(h, b)| (h - b) as f64 / 1e6),
+                None => None,
+            };
+            out.push(ViewStatus {
+                view: view.name.clone(),
+                stream: view.stream.clone(),
+                key: view.key.join(","),
+                batch_version: state.latest.as_ref().map(|r| r.version),
+                batch_state: match (&state.latest, state.current) {
+                    (None, _) => "none",
+                    (Some(_), true) => "current",
+                    (Some(_), false) => "stale",
+                }
+                .to_string(),
+                batch_rows: state
+                    .latest
+                    .as_ref()
+                    .filter(|_| state.current)
+                    .map(|r| r.rows),
+                watermark: state.speed_after,
+                head_commit: snapshot.head(),
+                speed_commits: tail.commits,
+                speed_rows: tail.rows,
+                speed_bytes: tail.bytes,
+                behind_seconds: behind,
+            });
+        }
+        Ok(out)
     }
 
     /// Run one SQL statement over the served tables.

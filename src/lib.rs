@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -20,6 +21,8 @@ mod engine;
 pub mod error;
 pub mod log;
 pub mod sample;
+pub mod serving;
+pub mod speed;
 
-pub use engine::{Strata, StreamStatus, STORE_URL};
+pub use engine::{Strata, StreamStatus, ViewState, ViewStatus, STORE_URL};
 pub use error::{Result, StrataError};

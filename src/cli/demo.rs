@@ -11,25 +11,14 @@ use crate::error::{Result, StrataError};
 use crate::log::{AppendRequest, InputSource};
 use crate::Strata;
 
-const SAMPLE_FILES: [&str; 2] = ["orders.parquet", "orders-fresh.ndjson"];
+const HISTORY: &str = "orders.parquet";
+const FRESH: &str = "orders-fresh.ndjson";
 
-const QUERIES: [(&str, &str); 3] = [
-    (
-        "Revenue per country (all events, history + fresh)",
-        "SELECT country, count(*) AS orders, sum(amount) AS revenue \
-         FROM orders GROUP BY country ORDER BY revenue DESC",
-    ),
-    (
-        "Orders per day",
-        "SELECT date_trunc('day', ts) AS day, count(*) AS orders, sum(amount) AS revenue \
-         FROM orders GROUP BY 1 ORDER BY 1",
-    ),
-    (
-        "Best sellers in the fresh window (event time pruned to the last day)",
-        "SELECT product, sum(quantity) AS units FROM orders \
-         WHERE ts >= TIMESTAMP '2026-11-07T00:00:00Z' GROUP BY product ORDER BY units DESC LIMIT 5",
-    ),
-];
+/// Runs a titled query.
+async fn show(strata: &mut Strata, title: &str, sql: &str) -> Result<()> {
+    println!("\n-- {title}\n{sql}");
+    super::query(strata, sql, OutputFormat::Table).await
+}
 
 pub async fn run(strata: &mut Strata) -> Result<()> {
     let base = strata
@@ -39,39 +28,78 @@ pub async fn run(strata: &mut Strata) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_default();
     let data = std::path::absolute(base.join("data"))?;
-    println!("== strata demo: store {} ==\n", strata.config.store);
+    println!("== strata demo: store {} ==", strata.config.store);
     strata.catalog.stream("orders").map_err(|_| {
         StrataError::Usage(format!(
             "the demo needs the sample stream 'orders' in {}",
             strata.config.sql_dir.display()
         ))
     })?;
-    for (step, file) in SAMPLE_FILES.iter().enumerate() {
-        let path = data.join(file);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            StrataError::input(
-                path.display().to_string(),
-                format!("cannot read sample: {e}"),
-            )
-        })?;
-        let key = format!(
-            "sample:{file}:{}",
-            &hex::encode(Sha256::digest(&bytes))[..16]
-        );
-        println!("-- {}. ingest {file}", step + 1);
-        let req = AppendRequest {
-            inputs: vec![InputSource::new(&path.to_string_lossy(), None)?],
-            idempotency_key: Some(key),
-            ignore_extra_columns: false,
-        };
-        super::ingest(strata, "orders", req).await?;
-        println!();
-    }
-    println!("-- status");
+
+    println!("\n-- 1. the log: append six days of order history as one commit");
+    ingest_sample(strata, &data, HISTORY).await?;
+
+    println!("\n-- 2. the batch layer: recompute every materialized view from that snapshot");
+    super::batch(strata, &[]).await?;
+
+    println!("\n-- 3. fresh events arrive: a new commit after the batch watermark");
+    ingest_sample(strata, &data, FRESH).await?;
+
+    println!("\n-- 4. status: the views' speed layer holds the commits after their watermark");
     super::status(strata, OutputFormat::Table).await?;
-    for (title, sql) in QUERIES {
-        println!("\n-- {title}\n{sql}");
-        super::query(strata, sql, OutputFormat::Table).await?;
-    }
+
+    show(
+        strata,
+        "5. serving: hours up to the watermark come from batch, later ones from speed",
+        "SELECT hour, sum(orders) AS orders, sum(revenue) AS revenue FROM revenue_hourly \
+         WHERE hour >= TIMESTAMP '2026-11-06T21:00:00Z' GROUP BY hour ORDER BY hour LIMIT 6",
+    )
+    .await?;
+    show(
+        strata,
+        "6. raw events are always fresh: the stream is its files plus the in-memory tail",
+        "SELECT count(*) AS events, max(ts) AS newest FROM orders",
+    )
+    .await?;
+    let by_country = "SELECT * FROM revenue_by_country ORDER BY revenue DESC LIMIT 3";
+    show(
+        strata,
+        "7. a plain view over a served view. Late fresh events for hours the batch \
+         already holds are hidden (batch overrides speed) until the next batch",
+        by_country,
+    )
+    .await?;
+
+    println!("\n-- 8. batch again: the new versions cover every commit, the speed layer drains");
+    super::batch(strata, &[]).await?;
+    super::status(strata, OutputFormat::Table).await?;
+    show(
+        strata,
+        "9. the late events are now in the batch layer",
+        by_country,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Append a sample file, keyed by its content hash so a rerun is a no-op.
+async fn ingest_sample(strata: &mut Strata, data: &std::path::Path, file: &str) -> Result<()> {
+    let path = data.join(file);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        StrataError::input(
+            path.display().to_string(),
+            format!("cannot read sample: {e}"),
+        )
+    })?;
+    let key = format!(
+        "sample:{file}:{}",
+        &hex::encode(Sha256::digest(&bytes))[..16]
+    );
+    let req = AppendRequest {
+        inputs: vec![InputSource::new(&path.to_string_lossy(), None)?],
+        idempotency_key: Some(key),
+        ignore_extra_columns: false,
+    };
+    super::ingest(strata, "orders", req).await?;
     Ok(())
 }

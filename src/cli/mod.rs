@@ -68,7 +68,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
-    /// Show every stream's commits, rows, bytes, files and event-time range.
+    /// Recompute materialized views from the head of the log and publish a new version of each.
+    Batch {
+        /// Views to recompute (default: every materialized view).
+        views: Vec<String>,
+    },
+    /// Show every stream (commits, rows, event-time range) and view (batch version, watermark, speed layer).
     Status {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
@@ -188,6 +193,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ingest(&mut strata, &stream, req).await.map(|_| ())
                 }
                 Command::Query { sql, format } => query(&mut strata, &sql, format).await,
+                Command::Batch { views } => batch(&mut strata, &views).await.map(|_| ()),
                 Command::Status { format } => status(&mut strata, format).await,
                 Command::Demo => demo::run(&mut strata).await,
                 Command::Init { .. } | Command::Sample { .. } => unreachable!("handled above"),
@@ -285,18 +291,113 @@ pub async fn query(strata: &mut Strata, sql: &str, format: OutputFormat) -> Resu
     Ok(())
 }
 
-/// `strata status`.
+/// `strata batch`: one line per view, a spinner on a terminal.
+pub async fn batch(
+    strata: &mut Strata,
+    views: &[String],
+) -> Result<Vec<crate::batch::VersionRecord>> {
+    if strata.catalog.materialized().next().is_none() {
+        return Err(StrataError::Usage(format!(
+            "no materialized views: define one with CREATE MATERIALIZED VIEW in {}",
+            strata.config.sql_dir.display()
+        )));
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {pos} rows").expect("valid template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let counter = bar.clone();
+    let started = Instant::now();
+    let records = strata
+        .batch(views, &move |view, rows| {
+            counter.set_message(format!("batch {view}:"));
+            counter.inc(rows);
+        })
+        .await;
+    bar.finish_and_clear();
+    let records = records?;
+    for r in &records {
+        println!(
+            "{}: version {} — {} rows at watermark {} (stream {}), hash {}, {:.2}s",
+            r.view,
+            r.version,
+            r.rows,
+            r.watermark
+                .map_or("none (empty log)".to_string(), |w| format!("commit {w}")),
+            r.stream,
+            &r.content_hash[..16],
+            r.duration_ms as f64 / 1000.0
+        );
+    }
+    tracing::info!("batch took {:.2}s", started.elapsed().as_secs_f64());
+    Ok(records)
+}
+
+/// `strata status`: streams, then views.
 pub async fn status(strata: &mut Strata, format: OutputFormat) -> Result<()> {
-    let rows = strata.status().await?;
+    let streams = strata.status().await?;
+    let views = strata.view_status().await?;
     let mut out = std::io::stdout().lock();
     if format == OutputFormat::Json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
+        let doc = serde_json::json!({ "streams": streams, "views": views });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
         use std::io::Write;
         writeln!(out)?;
         return Ok(());
     }
-    let batch = status_batch(&rows)?;
-    print_batches(&batch.schema(), &[batch], format, &mut out)
+    let batch = status_batch(&streams)?;
+    print_batches(&batch.schema(), &[batch], format, &mut out)?;
+    if !views.is_empty() {
+        let batch = view_status_batch(&views)?;
+        print_batches(&batch.schema(), &[batch], format, &mut out)?;
+    }
+    Ok(())
+}
+
+fn view_status_batch(rows: &[crate::ViewStatus]) -> Result<RecordBatch> {
+    let text = |f: &dyn Fn(&crate::ViewStatus) -> String| -> Arc<dyn arrow::array::Array> {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    Ok(RecordBatch::try_from_iter(vec![
+        ("view", text(&|r| r.view.clone())),
+        (
+            "key",
+            text(&|r| {
+                if r.key.is_empty() {
+                    "(none)".into()
+                } else {
+                    r.key.clone()
+                }
+            }),
+        ),
+        (
+            "batch",
+            text(&|r| match r.batch_version {
+                Some(v) => format!("v{v} ({})", r.batch_state),
+                None => "none".into(),
+            }),
+        ),
+        ("batch_rows", text(&|r| opt(r.batch_rows))),
+        ("watermark", text(&|r| opt(r.watermark))),
+        ("head", text(&|r| opt(r.head_commit))),
+        ("speed_commits", text(&|r| r.speed_commits.to_string())),
+        ("speed_rows", text(&|r| r.speed_rows.to_string())),
+        ("speed_bytes", text(&|r| human_bytes(r.speed_bytes))),
+        (
+            "behind",
+            text(&|r| match r.behind_seconds {
+                Some(s) => format!("{:.0}s of event time", s),
+                None => "whole log".into(),
+            }),
+        ),
+    ])?)
 }
 
 fn status_batch(rows: &[StreamStatus]) -> Result<RecordBatch> {

@@ -1,6 +1,11 @@
 //! The catalog: every `*.sql` file under the project's `sql_dir`, parsed with
 //! sqlparser. Streams are `CREATE TABLE … WITH (event_time = 'col',
-//! partition = 'hour'|'day')`. Every error names the file and line.
+//! partition = 'hour'|'day')`; materialized views are `CREATE MATERIALIZED
+//! VIEW name [WITH (key = 'a,b')] AS SELECT …` over one stream; plain views
+//! are `CREATE VIEW name AS SELECT …` over anything served. Every view is
+//! planned by DataFusion when the catalog loads, so unknown names, a key
+//! that is not an output column and non-deterministic functions are
+//! reported with the file and line before anything runs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,8 @@ use datafusion::sql::sqlparser::tokenizer::Span;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StrataError};
+
+mod views;
 
 /// The arrow type every declared `TIMESTAMP` column is stored as: event time
 /// is always UTC, at microsecond precision.
@@ -87,10 +94,49 @@ impl StreamDef {
     }
 }
 
+/// A view: one SELECT, run by the batch layer over a snapshot and by the
+/// speed layer over the log's tail (materialized), or planned over the
+/// served tables at query time (plain).
+#[derive(Debug, Clone)]
+pub struct ViewDef {
+    pub name: String,
+    /// The SELECT, as one canonical SQL text for every execution.
+    pub query: String,
+    pub materialized: bool,
+    /// The stream a materialized view reads.
+    pub stream: String,
+    /// Output schema.
+    pub schema: SchemaRef,
+    /// Key columns (the `key` option, else the GROUP BY outputs); empty: keyless.
+    pub key: Vec<String>,
+    pub defined_at: SourceLocation,
+}
+
+impl ViewDef {
+    /// Hash of the definition: a batch version made from another SQL is stale.
+    pub fn sql_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.query.as_bytes());
+        h.update(b"\0key=");
+        h.update(self.key.join(",").as_bytes());
+        hex::encode(&h.finalize()[..8])
+    }
+
+    /// Indices of the key columns in `schema`.
+    pub fn key_indices(&self) -> Vec<usize> {
+        self.key
+            .iter()
+            .map(|k| self.schema.index_of(k).expect("key checked at load"))
+            .collect()
+    }
+}
+
 /// Every definition found under `sql_dir`.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub streams: BTreeMap<String, StreamDef>,
+    /// Views in definition order (plain views may use earlier ones).
+    pub views: Vec<ViewDef>,
 }
 
 impl Catalog {
@@ -110,6 +156,42 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Look up a view by name.
+    pub fn view(&self, name: &str) -> Result<&ViewDef> {
+        let lower = name.to_lowercase();
+        self.views
+            .iter()
+            .find(|v| v.name == name || v.name == lower)
+            .ok_or_else(|| {
+                StrataError::Usage(format!(
+                    "unknown view '{name}' (known: {})",
+                    if self.views.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.views
+                            .iter()
+                            .map(|v| v.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))
+            })
+    }
+
+    /// Materialized views, in definition order.
+    pub fn materialized(&self) -> impl Iterator<Item = &ViewDef> {
+        self.views.iter().filter(|v| v.materialized)
+    }
+
+    fn name_taken(&self, name: &str) -> Option<&SourceLocation> {
+        self.streams.get(name).map(|s| &s.defined_at).or_else(|| {
+            self.views
+                .iter()
+                .find(|v| v.name == name)
+                .map(|v| &v.defined_at)
+        })
+    }
+
     /// Parse `text` (from `path`) and add its definitions.
     pub fn add_sql(&mut self, path: &Path, text: &str) -> Result<()> {
         let statements = Parser::parse_sql(&PostgreSqlDialect {}, text).map_err(|e| {
@@ -126,17 +208,28 @@ impl Catalog {
             match stmt {
                 Statement::CreateTable(ct) => {
                     let stream = parse_stream(&ct, &at)?;
-                    if let Some(prev) = self.streams.get(&stream.name) {
+                    if let Some(prev) = self.name_taken(&stream.name) {
                         return Err(StrataError::definition(
                             path,
                             line,
                             format!(
-                                "duplicate stream '{}' (first defined at {})",
-                                stream.name, prev.defined_at
+                                "duplicate stream '{}' (first defined at {prev})",
+                                stream.name
                             ),
                         ));
                     }
                     self.streams.insert(stream.name.clone(), stream);
+                }
+                Statement::CreateView(cv) => {
+                    let view = crate::catalog::views::parse_view(self, &cv, &at)?;
+                    if let Some(prev) = self.name_taken(&view.name) {
+                        return Err(StrataError::definition(
+                            path,
+                            line,
+                            format!("duplicate name '{}' (first defined at {prev})", view.name),
+                        ));
+                    }
+                    self.views.push(view);
                 }
                 other => {
                     let first = other.to_string();
@@ -145,7 +238,7 @@ impl Catalog {
                         path,
                         line,
                         format!(
-                            "unsupported statement '{} …': definitions are CREATE TABLE (streams)",
+                            "unsupported statement '{} …': definitions are CREATE TABLE (streams), CREATE MATERIALIZED VIEW and CREATE VIEW",
                             first.join(" ")
                         ),
                     ));
@@ -204,7 +297,7 @@ pub fn normalize_ident(id: &ast::Ident) -> String {
     }
 }
 
-fn object_name(name: &ObjectName) -> String {
+pub(crate) fn object_name(name: &ObjectName) -> String {
     name.0
         .iter()
         .filter_map(|p| p.as_ident().map(normalize_ident))

@@ -1,0 +1,360 @@
+//! The batch layer: a materialized view recomputed by DataFusion from a
+//! pinned log snapshot, sorted canonically, written as Parquet and published
+//! atomically as a new version.
+//!
+//! ```text
+//!   snapshot S ──► view SQL ──► ORDER BY key, then every column
+//!       ──► fixed-size chunks ──► views/<v>/v<N>/part-00000-<attempt>.parquet …
+//!       ──► put views/<v>/_versions/<N>.json (PutMode::Create)   ← the publish
+//! ```
+//!
+//! Guarantees:
+//! - same snapshot, same SQL → byte-identical part files and the same content
+//!   hash (the sort is total over the output, chunks have fixed sizes and
+//!   the writer settings are fixed);
+//! - a reader sees the previous version or the new one, never a mix: the
+//!   record is written last and names every file; a killed batch leaves
+//!   files no record names, which nobody reads;
+//! - older versions beyond `retain_versions` are removed only after a newer
+//!   one is published, record first, so no reader finds a record without
+//!   its files.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use datafusion::logical_expr::SortExpr;
+use datafusion::prelude::{col, SessionContext};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::ViewDef;
+use crate::error::{Result, StrataError};
+use crate::log::Snapshot;
+
+/// Version of the publish record format.
+pub const VERSION_FORMAT: u32 = 1;
+/// Rows per Parquet part file of a version.
+const PART_ROWS: usize = 1 << 20;
+/// Rows per write: fixed, so page boundaries do not depend on how
+/// DataFusion happened to batch the sorted output.
+const CHUNK_ROWS: usize = 8192;
+
+/// One part file of a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartFile {
+    /// Path in the store.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// A publish record: `views/<view>/_versions/<N>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub format: u32,
+    pub view: String,
+    pub version: u64,
+    pub stream: String,
+    /// The snapshot the version was computed from: commits 0..=watermark.
+    pub watermark: Option<u64>,
+    /// Hash of the view definition it was computed with.
+    pub sql_hash: String,
+    pub rows: u64,
+    /// SHA-256 over the part files' bytes, in order.
+    pub content_hash: String,
+    pub duration_ms: u64,
+    pub files: Vec<PartFile>,
+}
+
+fn versions_dir(view: &str) -> Path {
+    Path::from(format!("views/{view}/_versions"))
+}
+
+fn version_path(view: &str, version: u64) -> Path {
+    Path::from(format!("views/{view}/_versions/{version:020}.json"))
+}
+
+/// Published version numbers of `view`, ascending.
+pub async fn list_versions(store: &Arc<dyn ObjectStore>, view: &str) -> Result<Vec<u64>> {
+    let mut out: Vec<u64> = store
+        .list(Some(&versions_dir(view)))
+        .map_ok(|m| {
+            m.location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .try_filter_map(|n| async move { Ok(n) })
+        .try_collect()
+        .await?;
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Read one publish record.
+pub async fn read_version(
+    store: &Arc<dyn ObjectStore>,
+    view: &str,
+    version: u64,
+) -> Result<Option<VersionRecord>> {
+    match store.get(&version_path(view, version)).await {
+        Ok(r) => {
+            let bytes = r.bytes().await?;
+            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+                StrataError::Usage(format!(
+                    "view '{view}': unreadable version record {version}: {e}"
+                ))
+            })?))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The newest published version of `view`.
+pub async fn latest_version(
+    store: &Arc<dyn ObjectStore>,
+    view: &str,
+) -> Result<Option<VersionRecord>> {
+    // A version may be retired between the listing and the read: take the
+    // newest that can still be read.
+    for v in list_versions(store, view).await?.into_iter().rev() {
+        if let Some(r) = read_version(store, view, v).await? {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// Canonical order: the key columns, then every column.
+fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
+    let mut names: Vec<&str> = view.key.iter().map(String::as_str).collect();
+    for f in view.schema.fields() {
+        if !names.contains(&f.name().as_str()) {
+            names.push(f.name());
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| col(format!("\"{}\"", n.replace('"', "\"\""))).sort(true, false))
+        .collect()
+}
+
+/// Run the view's SQL in `ctx` (where its stream is registered at the
+/// snapshot) and stream the canonically sorted rows.
+pub async fn recompute(
+    ctx: &SessionContext,
+    view: &ViewDef,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+    let df = ctx.sql(&view.query).await?.sort(canonical_order(view))?;
+    Ok(df.execute_stream().await?)
+}
+
+/// Fixed settings for version files: part of what makes them byte-identical.
+fn version_writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(Default::default()))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build()
+}
+
+struct PartWriter {
+    store: Arc<dyn ObjectStore>,
+    schema: SchemaRef,
+    prefix: String,
+    attempt: String,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    rows_in_part: usize,
+    files: Vec<PartFile>,
+    hasher: Sha256,
+}
+
+impl PartWriter {
+    async fn write(&mut self, chunk: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < chunk.num_rows() {
+            let take = (PART_ROWS - self.rows_in_part).min(chunk.num_rows() - offset);
+            if self.writer.is_none() {
+                self.writer = Some(ArrowWriter::try_new(
+                    Vec::new(),
+                    self.schema.clone(),
+                    Some(version_writer_properties()),
+                )?);
+            }
+            let w = self.writer.as_mut().expect("opened above");
+            w.write(&chunk.slice(offset, take))?;
+            self.rows_in_part += take;
+            offset += take;
+            if self.rows_in_part == PART_ROWS {
+                self.finish_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_part(&mut self) -> Result<()> {
+        let Some(mut w) = self.writer.take() else {
+            return Ok(());
+        };
+        w.finish()?;
+        let bytes = Bytes::from(std::mem::take(w.inner_mut()));
+        self.hasher.update(&bytes);
+        let path = format!(
+            "{}/part-{:05}-{}.parquet",
+            self.prefix,
+            self.files.len(),
+            self.attempt
+        );
+        let len = bytes.len() as u64;
+        self.store
+            .put(&Path::from(path.as_str()), PutPayload::from(bytes))
+            .await?;
+        self.files.push(PartFile {
+            path,
+            rows: self.rows_in_part as u64,
+            bytes: len,
+        });
+        self.rows_in_part = 0;
+        Ok(())
+    }
+}
+
+/// Compute `view` at `snapshot` and publish it as the next version.
+/// `ctx` must have the view's stream registered at `snapshot`.
+pub async fn run_batch(
+    store: &Arc<dyn ObjectStore>,
+    ctx: &SessionContext,
+    view: &ViewDef,
+    snapshot: &Snapshot,
+    retain_versions: usize,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<VersionRecord> {
+    let started = Instant::now();
+    let latest = list_versions(store, &view.name).await?.last().copied();
+    let mut version = latest.map_or(1, |v| v + 1);
+    let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let mut parts = PartWriter {
+        store: store.clone(),
+        schema: view.schema.clone(),
+        prefix: format!("views/{}/v{version}", view.name),
+        attempt,
+        writer: None,
+        rows_in_part: 0,
+        files: Vec::new(),
+        hasher: Sha256::new(),
+    };
+    let mut stream = recompute(ctx, view).await?;
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    let mut rows: u64 = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        // Sorted output must keep the declared schema (names, types).
+        let batch = RecordBatch::try_new(view.schema.clone(), batch.columns().to_vec())?;
+        pending_rows += batch.num_rows();
+        pending.push(batch);
+        if pending_rows >= CHUNK_ROWS {
+            let all = concat_batches(&view.schema, &pending)?;
+            pending.clear();
+            let whole = all.num_rows() / CHUNK_ROWS * CHUNK_ROWS;
+            for start in (0..whole).step_by(CHUNK_ROWS) {
+                parts.write(&all.slice(start, CHUNK_ROWS)).await?;
+            }
+            pending_rows = all.num_rows() - whole;
+            if pending_rows > 0 {
+                pending.push(all.slice(whole, pending_rows));
+            }
+            rows += whole as u64;
+            progress(whole as u64);
+        }
+    }
+    if pending_rows > 0 {
+        let rest = concat_batches(&view.schema, &pending)?;
+        parts.write(&rest).await?;
+        rows += pending_rows as u64;
+        progress(pending_rows as u64);
+    }
+    parts.finish_part().await?;
+    if parts.files.is_empty() {
+        // An empty view is still a version: one file with the schema.
+        parts.writer = Some(ArrowWriter::try_new(
+            Vec::new(),
+            view.schema.clone(),
+            Some(version_writer_properties()),
+        )?);
+        parts.finish_part().await?;
+    }
+    let mut record = VersionRecord {
+        format: VERSION_FORMAT,
+        view: view.name.clone(),
+        version,
+        stream: view.stream.clone(),
+        watermark: snapshot.head(),
+        sql_hash: view.sql_hash(),
+        rows,
+        content_hash: hex::encode(parts.hasher.finalize()),
+        duration_ms: started.elapsed().as_millis() as u64,
+        files: parts.files,
+    };
+    // Publish: put-if-absent; a concurrent batch that took the number
+    // makes us take the next one (our files are named by our record).
+    loop {
+        record.version = version;
+        let body = Bytes::from(serde_json::to_vec_pretty(&record)?);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match store
+            .put_opts(
+                &version_path(&view.name, version),
+                PutPayload::from(body),
+                opts,
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(object_store::Error::AlreadyExists { .. }) => version += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    retire_old_versions(store, &view.name, retain_versions).await?;
+    Ok(record)
+}
+
+/// Remove all but the newest `retain` versions: record first, then files.
+pub async fn retire_old_versions(
+    store: &Arc<dyn ObjectStore>,
+    view: &str,
+    retain: usize,
+) -> Result<()> {
+    let versions = list_versions(store, view).await?;
+    let cut = versions.len().saturating_sub(retain.max(1));
+    for &v in &versions[..cut] {
+        let Some(record) = read_version(store, view, v).await? else {
+            continue;
+        };
+        store.delete(&version_path(view, v)).await?;
+        for f in &record.files {
+            if let Err(e) = store.delete(&Path::from(f.path.as_str())).await {
+                tracing::warn!("could not remove {}: {e}", f.path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `record` was made by the current definition of `view`.
+pub fn is_current(view: &ViewDef, record: &VersionRecord) -> bool {
+    record.sql_hash == view.sql_hash()
+}

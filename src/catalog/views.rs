@@ -1,0 +1,234 @@
+//! Parsing and checking view definitions. Each SELECT is planned by
+//! DataFusion against the declared streams (and earlier views, as empty
+//! tables of their schema), so a definition that cannot run is rejected when
+//! the catalog loads, with its file and line.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{self, CreateTableOptions};
+
+use super::{object_name, with_options, Catalog, SourceLocation, ViewDef};
+use crate::error::{Result, StrataError};
+
+pub(super) fn parse_view(
+    catalog: &Catalog,
+    cv: &ast::CreateView,
+    at: &SourceLocation,
+) -> Result<ViewDef> {
+    let name = object_name(&cv.name);
+    let err =
+        |msg: String| StrataError::definition(&at.path, at.line, format!("view '{name}': {msg}"));
+    if !cv.columns.is_empty() {
+        return Err(err(
+            "a column list is not supported: name the columns with AS in the SELECT".into(),
+        ));
+    }
+    let options = match &cv.options {
+        CreateTableOptions::None => Vec::new(),
+        CreateTableOptions::With(opts) => with_options(opts, at)?,
+        other => {
+            return Err(err(format!(
+                "unsupported options '{other}' (use WITH (key = 'a,b'))"
+            )))
+        }
+    };
+    let mut key_option = None;
+    for (k, v) in options {
+        match k.as_str() {
+            "key" if cv.materialized => {
+                key_option = Some(
+                    v.split(',')
+                        .map(|c| c.trim().to_lowercase())
+                        .filter(|c| !c.is_empty())
+                        .collect::<Vec<_>>(),
+                )
+            }
+            other => {
+                return Err(err(format!(
+                    "unknown option '{other}'{}",
+                    if cv.materialized {
+                        " (known: key)"
+                    } else {
+                        " (plain views take no options)"
+                    }
+                )))
+            }
+        }
+    }
+    let query = cv.query.to_string();
+    let ctx = planning_context(catalog)?;
+    let plan = futures::executor::block_on(ctx.state().create_logical_plan(&query))
+        .map_err(|e| err(one_line(&e.to_string())))?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    for (i, f) in schema.fields().iter().enumerate() {
+        if schema.fields()[..i].iter().any(|g| g.name() == f.name()) {
+            return Err(err(format!(
+                "output column '{}' appears twice: give it an alias",
+                f.name()
+            )));
+        }
+    }
+
+    let mut stream = String::new();
+    let mut key = Vec::new();
+    if cv.materialized {
+        let mut tables = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                tables.push(scan.table_name.table().to_string());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        tables.sort();
+        tables.dedup();
+        for t in &tables {
+            if !catalog.streams.contains_key(t) {
+                return Err(err(format!(
+                    "reads '{t}', which is a view: a materialized view reads one stream (build on views with a plain CREATE VIEW)"
+                )));
+            }
+        }
+        stream = match tables.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(err("reads no stream".into())),
+            many => {
+                return Err(err(format!(
+                    "reads {} streams ({}): a materialized view reads one stream",
+                    many.len(),
+                    many.join(", ")
+                )))
+            }
+        };
+        if let Some(f) = first_non_deterministic(&plan)? {
+            return Err(err(format!(
+                "uses the non-deterministic function {f}(): a materialized view must give the same rows for the same log"
+            )));
+        }
+        key = match key_option {
+            Some(k) => k,
+            None => default_key(&plan).map_err(err)?,
+        };
+        for k in &key {
+            if schema.field_with_name(k).is_err() {
+                return Err(err(format!(
+                    "key column '{k}' is not an output column (outputs: {})",
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+    Ok(ViewDef {
+        name,
+        query,
+        materialized: cv.materialized,
+        stream,
+        schema,
+        key,
+        defined_at: at.clone(),
+    })
+}
+
+/// A context where every stream and earlier view is an empty table of its
+/// schema: enough to plan, nothing to read.
+pub fn planning_context(catalog: &Catalog) -> Result<SessionContext> {
+    let ctx = SessionContext::new();
+    for (name, s) in &catalog.streams {
+        ctx.register_table(
+            name.as_str(),
+            Arc::new(MemTable::try_new(s.schema.clone(), vec![vec![]])?),
+        )?;
+    }
+    for v in &catalog.views {
+        ctx.register_table(
+            v.name.as_str(),
+            Arc::new(MemTable::try_new(v.schema.clone(), vec![vec![]])?),
+        )?;
+    }
+    Ok(ctx)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The first scalar function in `plan` whose result may change between
+/// runs on the same input (`now()`, `random()`, `uuid()`, …).
+fn first_non_deterministic(plan: &LogicalPlan) -> Result<Option<String>> {
+    let mut found = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if f.func.signature().volatility != Volatility::Immutable {
+                        found = Some(f.func.name().to_string());
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(found)
+}
+
+/// The output columns that hold the GROUP BY expressions; empty for a view
+/// without GROUP BY.
+fn default_key(plan: &LogicalPlan) -> std::result::Result<Vec<String>, String> {
+    let mut node = plan;
+    while let LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Distinct(_) = node {
+        node = node.inputs()[0];
+    }
+    let (projection, mut below) = match node {
+        LogicalPlan::Projection(p) => (Some(p), p.input.as_ref()),
+        other => (None, other),
+    };
+    while let LogicalPlan::Filter(f) = below {
+        below = f.input.as_ref();
+    }
+    let LogicalPlan::Aggregate(agg) = below else {
+        return Ok(Vec::new());
+    };
+    if agg
+        .group_expr
+        .iter()
+        .any(|g| matches!(g, Expr::GroupingSet(_)))
+    {
+        return Err("GROUPING SETS, CUBE and ROLLUP need an explicit WITH (key = '…')".into());
+    }
+    let mut key = Vec::new();
+    for (i, g) in agg.group_expr.iter().enumerate() {
+        let (qualifier, field) = agg.schema.qualified_field(i);
+        let Some(projection) = projection else {
+            key.push(field.name().clone());
+            continue;
+        };
+        let position = projection
+            .expr
+            .iter()
+            .position(|e| match e.clone().unalias() {
+                Expr::Column(c) => {
+                    c.name == *field.name()
+                        && (c.relation.is_none() || c.relation.as_ref() == qualifier)
+                }
+                _ => false,
+            });
+        match position {
+            Some(j) => key.push(plan.schema().field(j).name().clone()),
+            None => {
+                return Err(format!(
+                    "GROUP BY expression '{g}' is not an output column: select it, or give WITH (key = '…')"
+                ))
+            }
+        }
+    }
+    Ok(key)
+}
