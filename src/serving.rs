@@ -166,7 +166,7 @@ impl TableProvider for ViewTable {
         };
         let batch = filtered(batch, &inner_predicate)?;
         let speed: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(
-            &[self.speed_rows.clone()],
+            std::slice::from_ref(&self.speed_rows),
             schema.clone(),
             Some(inner.clone()),
         )?;
@@ -438,7 +438,7 @@ impl TableProvider for StreamTable {
             return Ok(files);
         }
         let tail = MemorySourceConfig::try_new_exec(
-            &[self.tail.clone()],
+            std::slice::from_ref(&self.tail),
             self.log.schema(),
             projection.cloned(),
         )?;

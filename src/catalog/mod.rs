@@ -542,4 +542,56 @@ mod tests {
             assert!(e.contains(needle), "{sql:?}: {e}");
         }
     }
+
+    const ORDERS: &str = "CREATE TABLE orders (id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, country VARCHAR, amount DECIMAL(12,2)) WITH (event_time = 'ts');\n";
+    const CLICKS: &str =
+        "CREATE TABLE clicks (ts TIMESTAMP NOT NULL, url VARCHAR) WITH (event_time = 'ts');\n";
+
+    #[test]
+    fn views_get_their_key_from_the_option_or_group_by() {
+        let c = parse(&format!(
+            "{ORDERS}CREATE MATERIALIZED VIEW a WITH (key = 'country') AS SELECT country, count(*) AS n FROM orders GROUP BY country;\n\
+             CREATE MATERIALIZED VIEW b AS SELECT date_trunc('hour', ts) AS hour, country, sum(amount) AS revenue FROM orders GROUP BY 1, 2;\n\
+             CREATE MATERIALIZED VIEW c AS SELECT id, amount FROM orders WHERE amount > 10;\n\
+             CREATE VIEW d AS SELECT country, sum(n) AS n FROM a GROUP BY country;"
+        ))
+        .unwrap();
+        assert_eq!(c.view("a").unwrap().key, ["country"]);
+        assert_eq!(c.view("b").unwrap().key, ["hour", "country"]);
+        assert!(c.view("c").unwrap().key.is_empty());
+        assert_eq!(c.view("c").unwrap().stream, "orders");
+        assert!(!c.view("d").unwrap().materialized);
+        assert_eq!(c.view("b").unwrap().defined_at.line, 3);
+        assert_ne!(
+            c.view("a").unwrap().sql_hash(),
+            c.view("b").unwrap().sql_hash()
+        );
+    }
+
+    #[test]
+    fn bad_views_are_rejected_with_file_and_line() {
+        let cases = [
+            ("CREATE MATERIALIZED VIEW v AS SELECT * FROM nope;", "table 'datafusion.public.nope' not found"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT nope FROM orders;", "nope"),
+            ("CREATE MATERIALIZED VIEW v WITH (key = 'region') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "key column 'region' is not an output column"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id, now() AS seen FROM orders;", "non-deterministic function now()"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id, random() AS r FROM orders;", "non-deterministic function random()"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT uuid() AS u FROM orders;", "non-deterministic function uuid()"),
+            ("CREATE MATERIALIZED VIEW orders2 AS SELECT id FROM orders;\nCREATE VIEW orders2 AS SELECT 1;", "duplicate name 'orders2'"),
+            ("CREATE MATERIALIZED VIEW orders AS SELECT id FROM orders;", "duplicate name 'orders'"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT o.id FROM orders o JOIN clicks c ON o.ts = c.ts;", "reads 2 streams (clicks, orders)"),
+            ("CREATE MATERIALIZED VIEW a AS SELECT id FROM orders;\nCREATE MATERIALIZED VIEW b AS SELECT id FROM a;", "reads 'a', which is a view"),
+            ("CREATE MATERIALIZED VIEW v WITH (mode = 'fast') AS SELECT id FROM orders;", "unknown option 'mode'"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) FROM orders GROUP BY country, id;", "GROUP BY expression"),
+        ];
+        for (sql, needle) in cases {
+            let text = format!("{ORDERS}{CLICKS}{sql}");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(
+                e.starts_with("defs.sql:3") || e.starts_with("defs.sql:4"),
+                "{sql}: {e}"
+            );
+            assert!(e.contains(needle), "{sql}: {e}");
+        }
+    }
 }

@@ -101,9 +101,10 @@ fn status_reports_each_stream() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["stream"], "orders");
-    assert_eq!(v[0]["commits"], 0);
-    assert!(v[0]["head_commit"].is_null());
+    let s = &v["streams"][0];
+    assert_eq!(s["stream"], "orders");
+    assert_eq!(s["commits"], 0);
+    assert!(s["head_commit"].is_null());
     for n in 0..2 {
         let input = p.write(&format!("in{n}.ndjson"), orders_ndjson(n * 30..n * 30 + 30));
         p.cmd()
@@ -117,11 +118,12 @@ fn status_reports_each_stream() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["commits"], 2);
-    assert_eq!(v[0]["head_commit"], 1);
-    assert_eq!(v[0]["rows"], 60);
-    assert_eq!(v[0]["min_event_time"], "2026-11-01T00:00:00Z");
-    assert_eq!(v[0]["max_event_time"], "2026-11-01T05:59:00Z");
+    let s = &v["streams"][0];
+    assert_eq!(s["commits"], 2);
+    assert_eq!(s["head_commit"], 1);
+    assert_eq!(s["rows"], 60);
+    assert_eq!(s["min_event_time"], "2026-11-01T00:00:00Z");
+    assert_eq!(s["max_event_time"], "2026-11-01T05:59:00Z");
     p.cmd().arg("status").assert().success().stdout(
         predicate::str::contains("| orders |").and(predicate::str::contains("head_commit")),
     );

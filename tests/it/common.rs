@@ -117,3 +117,17 @@ pub async fn count(strata: &mut Strata, sql: &str) -> i64 {
         .as_primitive::<arrow::datatypes::Int64Type>()
         .value(0)
 }
+
+/// The single integer of a one-row, one-column result.
+pub fn count_of(batches: &[arrow::array::RecordBatch]) -> i64 {
+    use arrow::array::AsArray;
+    batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| {
+            b.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0)
+        })
+        .unwrap_or(0)
+}

@@ -104,3 +104,89 @@ fn kill_dash_nine_during_ingest_leaves_only_whole_commits() {
         );
     });
 }
+
+/// Invariant 2 (batch): a batch killed at any moment leaves the previous
+/// version served; the next batch succeeds.
+#[test]
+fn kill_dash_nine_during_batch_keeps_the_previous_version_served() {
+    use crate::lambda::{events, lambda_project, oracle, served, MATERIALIZED};
+    let p = lambda_project();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // History over four days, fresh events on a later day: no key on both sides.
+    let history = events(60_000, 11, 0, 96, 1, 0.0);
+    let fresh = events(2_000, 12, 120, 6, 100_000, 0.0);
+    let all: Vec<_> = history.iter().chain(&fresh).cloned().collect();
+    let expected: Vec<String> = rt.block_on(async {
+        let mut strata = p.strata();
+        strata
+            .append_batches("orders", history.clone(), None)
+            .await
+            .unwrap();
+        strata.batch(&[], &|_, _| {}).await.unwrap();
+        strata
+            .append_batches("orders", fresh.clone(), None)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for v in MATERIALIZED {
+            let q = strata.catalog.view(v).unwrap().query.clone();
+            out.push(oracle(&q, &all).await);
+        }
+        out
+    });
+    let batch = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+            .arg("--config")
+            .arg(p.config_path())
+            .arg("batch")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let started = Instant::now();
+    assert!(batch().wait().unwrap().success());
+    let full = started.elapsed();
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let mut interrupted = 0;
+    for run in 0..10 {
+        let before = rt
+            .block_on(strata::batch::list_versions(
+                p.strata().store(),
+                "large_orders",
+            ))
+            .unwrap();
+        let mut child = batch();
+        std::thread::sleep(full.mul_f64(rng.random_range(0.05..1.0)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        rt.block_on(async {
+            let mut strata = p.strata();
+            let after = strata::batch::list_versions(strata.store(), "large_orders")
+                .await
+                .unwrap();
+            if after.last() == before.last() {
+                interrupted += 1;
+            }
+            for (view, want) in MATERIALIZED.iter().zip(&expected) {
+                let state = strata
+                    .view_state(strata.catalog.view(view).unwrap())
+                    .await
+                    .unwrap();
+                let latest = state.latest.expect("a version is always served");
+                for f in &latest.files {
+                    assert!(
+                        p.store_dir().join(&f.path).is_file(),
+                        "run {run}: {view} v{} lost {}",
+                        latest.version,
+                        f.path
+                    );
+                }
+                assert_eq!(&served(&mut strata, view).await, want, "run {run}: {view}");
+            }
+        });
+    }
+    assert!(interrupted > 0, "no kill landed before a publish");
+    assert!(batch().wait().unwrap().success(), "the next batch succeeds");
+}

@@ -1,0 +1,458 @@
+//! Invariants 2–4 (batch, speed, serving), checked against an oracle:
+//! DataFusion run directly over the events in memory, with no strata layer.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use proptest::prelude::*;
+use strata::sample::{orders_schema, SampleGenerator, SampleOptions};
+use strata::Strata;
+
+use crate::common::{Project, ORDERS_SQL};
+
+const HOUR_US: i64 = 3_600_000_000;
+pub const MATERIALIZED: [&str; 3] = ["revenue_hourly", "product_daily", "large_orders"];
+
+/// A project with the sample stream and the repository's sample views.
+pub fn lambda_project() -> Project {
+    let views =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/views.sql")).unwrap();
+    Project::new(&format!("{ORDERS_SQL}\n{views}"))
+}
+
+pub fn events(
+    n: u64,
+    seed: u64,
+    start_hour: i64,
+    hours: u32,
+    first_id: i64,
+    late: f64,
+) -> Vec<RecordBatch> {
+    SampleGenerator::new(SampleOptions {
+        events: n,
+        seed,
+        start_us: 1_793_491_200_000_000 + start_hour * HOUR_US,
+        hours,
+        first_order_id: first_id,
+        late_fraction: late,
+        batch_rows: 1000,
+    })
+    .collect()
+}
+
+/// Rows in a canonical order, printed: equal text means equal rows.
+pub fn canonical(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch]) -> String {
+    let all = concat_batches(schema, batches).unwrap();
+    if all.num_rows() == 0 {
+        return String::new();
+    }
+    let cols: Vec<SortColumn> = all
+        .columns()
+        .iter()
+        .map(|c| SortColumn {
+            values: c.clone(),
+            options: None,
+        })
+        .collect();
+    let idx = lexsort_to_indices(&cols, None).unwrap();
+    let sorted = take_record_batch(&all, &idx).unwrap();
+    arrow::util::pretty::pretty_format_batches(&[sorted])
+        .unwrap()
+        .to_string()
+}
+
+/// The oracle: `sql` run by DataFusion over `events` held in memory.
+pub async fn oracle(sql: &str, events: &[RecordBatch]) -> String {
+    let ctx = SessionContext::new();
+    let table = MemTable::try_new(orders_schema(), vec![events.to_vec()]).unwrap();
+    ctx.register_table("orders", Arc::new(table)).unwrap();
+    let df = ctx.sql(sql).await.unwrap();
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    canonical(&schema, &df.collect().await.unwrap())
+}
+
+pub async fn served(strata: &mut Strata, view: &str) -> String {
+    let (schema, batches) = strata
+        .query(&format!("SELECT * FROM {view}"))
+        .await
+        .unwrap();
+    canonical(&schema, &batches)
+}
+
+fn query_of(strata: &Strata, view: &str) -> String {
+    strata.catalog.view(view).unwrap().query.clone()
+}
+
+async fn append(strata: &mut Strata, batches: &[RecordBatch]) {
+    strata
+        .append_batches("orders", batches.to_vec(), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn batch_then_speed_equals_the_oracle() {
+    let p = lambda_project();
+    let mut strata = p.strata();
+    let history = events(3000, 1, 0, 20, 1, 0.0);
+    // On another day, so no (hour, …) or (day, …) key is on both sides: then
+    // batch precedence hides nothing and the served view is the plain oracle.
+    // (The proptest below checks overlapping keys.)
+    let fresh = events(500, 2, 26, 6, 10_000, 0.0);
+    append(&mut strata, &history).await;
+    let versions = strata.batch(&[], &|_, _| {}).await.unwrap();
+    assert_eq!(versions.len(), 3);
+    assert!(versions
+        .iter()
+        .all(|v| v.watermark == Some(0) && v.rows > 0));
+    append(&mut strata, &fresh).await;
+
+    let status = strata.view_status().await.unwrap();
+    for s in &status {
+        assert_eq!(
+            (s.watermark, s.head_commit, s.speed_commits),
+            (Some(0), Some(1), 1),
+            "{s:?}"
+        );
+        assert_eq!(s.speed_rows, 500);
+    }
+    let all: Vec<RecordBatch> = history.iter().chain(&fresh).cloned().collect();
+    for view in MATERIALIZED {
+        let want = oracle(&query_of(&strata, view), &all).await;
+        assert_eq!(served(&mut strata, view).await, want, "{view}");
+    }
+    // Hours after the watermark come from speed: the batch version has none of them.
+    let (_, b) = strata
+        .query("SELECT count(*) FROM revenue_hourly WHERE hour >= TIMESTAMP '2026-11-02T00:00:00Z'")
+        .await
+        .unwrap();
+    assert!(crate::common::count_of(&b) > 0);
+    // The plain view and the stream are served fresh too.
+    let want = oracle(
+        "SELECT country, sum(orders) AS orders, sum(revenue) AS revenue FROM \
+         (SELECT country, count(*) AS orders, sum(amount) AS revenue FROM orders GROUP BY date_bin(INTERVAL '1 hour', ts, TIMESTAMP '1970-01-01T00:00:00Z'), country) GROUP BY country",
+        &all,
+    )
+    .await;
+    assert_eq!(served(&mut strata, "revenue_by_country").await, want);
+    assert_eq!(
+        crate::common::count(&mut strata, "SELECT count(*) FROM orders").await,
+        3500
+    );
+}
+
+#[tokio::test]
+async fn a_late_event_is_hidden_by_batch_precedence_until_the_next_batch() {
+    let p = lambda_project();
+    let mut strata = p.strata();
+    let history = events(2000, 3, 0, 12, 1, 0.0);
+    append(&mut strata, &history).await;
+    strata
+        .batch(&["revenue_hourly".to_string()], &|_, _| {})
+        .await
+        .unwrap();
+    let q = "SELECT orders, revenue FROM revenue_hourly \
+             WHERE hour = TIMESTAMP '2026-11-01T05:00:00Z' AND country = 'US'";
+    let (_, before) = strata.query(q).await.unwrap();
+    let before_text = arrow::util::pretty::pretty_format_batches(&before)
+        .unwrap()
+        .to_string();
+    // A late event for that (hour, country), and a fresh one for a new hour.
+    let late = r#"{"order_id":900001,"ts":"2026-11-01T05:30:00Z","country":"US","product":"laptop","quantity":1,"amount":"1500.00"}
+{"order_id":900002,"ts":"2026-11-01T20:30:00Z","country":"US","product":"mouse","quantity":1,"amount":"10.00"}
+"#;
+    let path = p.write("late.ndjson", late);
+    strata
+        .append(
+            "orders",
+            strata::log::AppendRequest {
+                inputs: vec![strata::log::InputSource::new(path.to_str().unwrap(), None).unwrap()],
+                ..Default::default()
+            },
+            Arc::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    let (_, hidden) = strata.query(q).await.unwrap();
+    assert_eq!(
+        arrow::util::pretty::pretty_format_batches(&hidden)
+            .unwrap()
+            .to_string(),
+        before_text,
+        "batch overrides speed for a key it holds"
+    );
+    let fresh_hour = "SELECT orders FROM revenue_hourly WHERE hour = TIMESTAMP '2026-11-01T20:00:00Z' AND country = 'US'";
+    let (_, f) = strata.query(fresh_hour).await.unwrap();
+    assert_eq!(
+        crate::common::count_of(&f),
+        1,
+        "a key batch lacks comes from speed"
+    );
+
+    strata.batch(&[], &|_, _| {}).await.unwrap();
+    let all: Vec<RecordBatch> = {
+        let mut v = history.clone();
+        let mut s = p.strata();
+        let (_, rows) = s
+            .query("SELECT * FROM orders WHERE order_id > 900000")
+            .await
+            .unwrap();
+        v.extend(rows);
+        v
+    };
+    let (_, after) = strata.query(q).await.unwrap();
+    assert_ne!(
+        arrow::util::pretty::pretty_format_batches(&after)
+            .unwrap()
+            .to_string(),
+        before_text
+    );
+    assert_eq!(
+        served(&mut strata, "revenue_hourly").await,
+        oracle(&query_of(&strata, "revenue_hourly"), &all).await
+    );
+}
+
+#[tokio::test]
+async fn batch_twice_on_one_snapshot_gives_identical_bytes() {
+    let p = lambda_project();
+    let mut strata = p.strata();
+    append(&mut strata, &events(5000, 4, 0, 48, 1, 0.01)).await;
+    let first = strata.batch(&[], &|_, _| {}).await.unwrap();
+    let second = strata.batch(&[], &|_, _| {}).await.unwrap();
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!((a.version + 1, a.watermark), (b.version, b.watermark));
+        assert_eq!(a.content_hash, b.content_hash, "{}", a.view);
+        assert_eq!(a.files.len(), b.files.len());
+        for (fa, fb) in a.files.iter().zip(&b.files) {
+            assert_ne!(fa.path, fb.path);
+            let ba = std::fs::read(p.store_dir().join(&fa.path)).unwrap();
+            let bb = std::fs::read(p.store_dir().join(&fb.path)).unwrap();
+            assert!(ba == bb, "{}: part files differ", a.view);
+        }
+    }
+}
+
+#[tokio::test]
+async fn old_versions_are_retired_after_a_newer_one_is_published() {
+    let p = lambda_project();
+    std::fs::write(
+        p.config_path(),
+        "store = 'file://store'\nretain_versions = 2\n",
+    )
+    .unwrap();
+    let mut strata = p.strata();
+    append(&mut strata, &events(100, 5, 0, 2, 1, 0.0)).await;
+    let mut files = Vec::new();
+    for _ in 0..4 {
+        let v = strata
+            .batch(&["large_orders".into()], &|_, _| {})
+            .await
+            .unwrap()
+            .remove(0);
+        files.push(v.files[0].path.clone());
+    }
+    let versions = strata::batch::list_versions(strata.store(), "large_orders")
+        .await
+        .unwrap();
+    assert_eq!(versions, [3, 4]);
+    assert!(!p.store_dir().join(&files[0]).exists());
+    assert!(!p.store_dir().join(&files[1]).exists());
+    assert!(p.store_dir().join(&files[3]).exists());
+}
+
+#[tokio::test]
+async fn a_changed_definition_is_served_from_speed_until_rebatched() {
+    let p = lambda_project();
+    let mut strata = p.strata();
+    let history = events(1000, 6, 0, 10, 1, 0.0);
+    append(&mut strata, &history).await;
+    strata.batch(&[], &|_, _| {}).await.unwrap();
+    // Redefine large_orders with another threshold.
+    let views = std::fs::read_to_string(p.path().join("sql/defs.sql"))
+        .unwrap()
+        .replace("WHERE amount >= 1000", "WHERE amount >= 2000");
+    std::fs::write(p.path().join("sql/defs.sql"), views).unwrap();
+    let mut strata = p.strata();
+    let s = strata.view_status().await.unwrap();
+    let lo = s.iter().find(|v| v.view == "large_orders").unwrap();
+    assert_eq!(
+        (lo.batch_state.as_str(), lo.watermark, lo.speed_rows),
+        ("stale", None, 1000)
+    );
+    let want = oracle(&query_of(&strata, "large_orders"), &history).await;
+    assert_eq!(served(&mut strata, "large_orders").await, want);
+    assert!(want.contains("| 2"), "the new definition is in force");
+}
+
+#[tokio::test]
+async fn the_speed_layer_cap_asks_for_a_batch() {
+    let p = lambda_project();
+    std::fs::write(
+        p.config_path(),
+        "store = 'file://store'\nspeed_max_bytes = 10000\n",
+    )
+    .unwrap();
+    let mut strata = p.strata();
+    append(&mut strata, &events(2000, 7, 0, 10, 1, 0.0)).await;
+    let err = strata
+        .query("SELECT count(*) FROM revenue_hourly")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("speed_max_bytes") && err.contains("strata batch"),
+        "{err}"
+    );
+    strata.batch(&[], &|_, _| {}).await.unwrap();
+    assert!(crate::common::count(&mut strata, "SELECT count(*) FROM large_orders").await > 0);
+}
+
+#[tokio::test]
+async fn explain_shows_both_inputs_and_key_filters_reach_the_batch_scan() {
+    let p = lambda_project();
+    let mut strata = p.strata();
+    append(&mut strata, &events(500, 8, 0, 5, 1, 0.0)).await;
+    strata.batch(&[], &|_, _| {}).await.unwrap();
+    append(&mut strata, &events(50, 9, 5, 1, 1000, 0.0)).await;
+    let (_, plan) = strata
+        .query("EXPLAIN SELECT orders FROM revenue_hourly WHERE hour >= TIMESTAMP '2026-11-01T03:00:00Z' AND orders > 1")
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("BatchPrecedenceExec: key=[hour, country], inputs=[batch, speed]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("views/revenue_hourly/v1/part-00000"),
+        "{text}"
+    );
+    // The key filter prunes the batch Parquet; the non-key filter stays above the merge.
+    let scan = text
+        .lines()
+        .find(|l| l.contains("views/revenue_hourly/v1"))
+        .unwrap();
+    assert!(
+        scan.contains("pruning_predicate") && scan.contains("hour"),
+        "{scan}"
+    );
+    assert!(
+        !scan.contains("orders@"),
+        "non-key filter pushed below the merge: {scan}"
+    );
+}
+
+fn split_strategy() -> impl Strategy<Value = (u64, u64, Vec<usize>, usize)> {
+    (
+        1u64..400,
+        0u64..1000,
+        proptest::collection::vec(1usize..100, 1..5),
+        0usize..5,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// With random events (late ones included) split into random commits and
+    /// a batch after a random commit, every view serves exactly: the batch
+    /// rows, plus the speed rows whose key the batch lacks (keyless: all).
+    #[test]
+    fn served_views_follow_batch_precedence((n, seed, cuts, batch_after) in split_strategy()) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let p = lambda_project();
+            let mut strata = p.strata();
+            let all = events(n, seed, 0, 8, 1, 0.2);
+            let all = concat_batches(&orders_schema(), &all).unwrap();
+            // Cut the events into commits at random points.
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c * all.num_rows() / 100).collect();
+            bounds.push(0);
+            bounds.push(all.num_rows());
+            bounds.sort_unstable();
+            bounds.dedup();
+            let commits: Vec<RecordBatch> = bounds.windows(2).map(|w| all.slice(w[0], w[1] - w[0])).collect();
+            let batch_after = batch_after.min(commits.len() - 1);
+            for (i, c) in commits.iter().enumerate() {
+                append(&mut strata, std::slice::from_ref(c)).await;
+                if i == batch_after {
+                    strata.batch(&[], &|_, _| {}).await.unwrap();
+                }
+            }
+            let (head, tail) = commits.split_at(batch_after + 1);
+            for view in MATERIALIZED {
+                let def = strata.catalog.view(view).unwrap().clone();
+                let expected = if def.key.is_empty() {
+                    merged_keyless(&def, head, tail).await
+                } else {
+                    merged_keyed(&def, head, tail).await
+                };
+                prop_assert_eq!(served(&mut strata, view).await, expected, "{}", view);
+            }
+            Ok(())
+        })?;
+    }
+}
+
+async fn run_over(
+    sql: &str,
+    events: &[RecordBatch],
+) -> (arrow::datatypes::SchemaRef, Vec<RecordBatch>) {
+    let ctx = SessionContext::new();
+    ctx.register_table(
+        "orders",
+        Arc::new(MemTable::try_new(orders_schema(), vec![events.to_vec()]).unwrap()),
+    )
+    .unwrap();
+    let df = ctx.sql(sql).await.unwrap();
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    (schema, df.collect().await.unwrap())
+}
+
+async fn merged_keyless(
+    def: &strata::catalog::ViewDef,
+    head: &[RecordBatch],
+    tail: &[RecordBatch],
+) -> String {
+    let (schema, mut b) = run_over(&def.query, head).await;
+    b.extend(run_over(&def.query, tail).await.1);
+    canonical(&schema, &b)
+}
+
+async fn merged_keyed(
+    def: &strata::catalog::ViewDef,
+    head: &[RecordBatch],
+    tail: &[RecordBatch],
+) -> String {
+    let (schema, b) = run_over(&def.query, head).await;
+    let (_, s) = run_over(&def.query, tail).await;
+    // Batch keys, as printed values (the oracle's own, independent mechanism).
+    let key_idx = def.key_indices();
+    let key_of = |batch: &RecordBatch, i: usize| -> String {
+        key_idx
+            .iter()
+            .map(|k| arrow::util::display::array_value_to_string(batch.column(*k), i).unwrap())
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let mut batch_keys = std::collections::BTreeSet::new();
+    for batch in &b {
+        for i in 0..batch.num_rows() {
+            batch_keys.insert(key_of(batch, i));
+        }
+    }
+    let mut out = b.clone();
+    for batch in &s {
+        let keep: arrow::array::BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(!batch_keys.contains(&key_of(batch, i))))
+            .collect();
+        out.push(arrow::compute::filter_record_batch(batch, &keep).unwrap());
+    }
+    canonical(&schema, &out)
+}
