@@ -18,7 +18,10 @@ use strata::Strata;
 const VIEWS: [&str; 3] = ["revenue_hourly", "product_daily", "large_orders"];
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -44,8 +47,13 @@ async fn main() {
         )
         .unwrap();
     }
-    std::fs::write(dir.path().join("strata.toml"), "store = 'file://store'\nspeed_max_bytes = 8589934592\n").unwrap();
-    let mut strata = Strata::open(Config::load(&dir.path().join("strata.toml"), true).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        "store = 'file://store'\nspeed_max_bytes = 8589934592\n",
+    )
+    .unwrap();
+    let mut strata =
+        Strata::open(Config::load(&dir.path().join("strata.toml"), true).unwrap()).unwrap();
 
     // History: `events` orders over 30 days, in commits of 100k.
     let hours = 30 * 24;
@@ -58,15 +66,25 @@ async fn main() {
     });
     let t = Instant::now();
     for b in gen {
-        strata.append_batches("orders", vec![b], None).await.unwrap();
+        strata
+            .append_batches("orders", vec![b], None)
+            .await
+            .unwrap();
     }
     println!("# strata lambda bench: {events} events, {runs} runs each");
-    println!("setup: appended {events} events in {:.1}s\n", t.elapsed().as_secs_f64());
+    println!(
+        "setup: appended {events} events in {:.1}s\n",
+        t.elapsed().as_secs_f64()
+    );
 
     // 1. Batch recompute vs DataFusion direct.
     let direct = SessionContext::new();
     direct
-        .register_parquet("orders", dir.path().join("store/log/orders").to_str().unwrap(), ParquetReadOptions::default())
+        .register_parquet(
+            "orders",
+            dir.path().join("store/log/orders").to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
         .await
         .unwrap();
     println!("| view | strata batch (ms, median) | DataFusion direct (ms, median) | ratio |");
@@ -79,7 +97,11 @@ async fn main() {
                 order.push(format!("\"{}\"", f.name()));
             }
         }
-        let sql = format!("SELECT * FROM ({}) ORDER BY {}", def.query, order.join(", "));
+        let sql = format!(
+            "SELECT * FROM ({}) ORDER BY {}",
+            def.query,
+            order.join(", ")
+        );
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             let t = Instant::now();
@@ -123,17 +145,34 @@ async fn main() {
         ..Default::default()
     });
     for b in fresh {
-        strata.append_batches("orders", vec![b], None).await.unwrap();
+        strata
+            .append_batches("orders", vec![b], None)
+            .await
+            .unwrap();
     }
     let t = Instant::now();
     let ctx = strata.session().await.unwrap();
     let session_ms = t.elapsed().as_secs_f64() * 1000.0;
     let with_speed = served(ctx).await;
-    println!("\n| served queries ({} each) | p50 (ms) | p99 (ms) |", runs * 10 * queries.len());
+    println!(
+        "\n| served queries ({} each) | p50 (ms) | p99 (ms) |",
+        runs * 10 * queries.len()
+    );
     println!("|---|---|---|");
-    println!("| batch only | {:.2} | {:.2} |", pct(&batch_only, 0.5), pct(&batch_only, 0.99));
-    println!("| batch ∪ speed (1% in speed) | {:.2} | {:.2} |", pct(&with_speed, 0.5), pct(&with_speed, 0.99));
-    println!("| ratio | {:.2} | |", pct(&with_speed, 0.5) / pct(&batch_only, 0.5));
+    println!(
+        "| batch only | {:.2} | {:.2} |",
+        pct(&batch_only, 0.5),
+        pct(&batch_only, 0.99)
+    );
+    println!(
+        "| batch ∪ speed (1% in speed) | {:.2} | {:.2} |",
+        pct(&with_speed, 0.5),
+        pct(&with_speed, 0.99)
+    );
+    println!(
+        "| ratio | {:.2} | |",
+        pct(&with_speed, 0.5) / pct(&batch_only, 0.5)
+    );
     println!("\nsession refresh with 1% in speed (speed SQL over the tail): {session_ms:.1} ms");
 
     // 3. Freshness: append 10 events, then a served query that sees them.
@@ -154,14 +193,23 @@ async fn main() {
         strata.append_batches("orders", b, None).await.unwrap();
         let ctx = strata.session().await.unwrap();
         let got = ctx
-            .sql(&format!("SELECT count(*) FROM orders WHERE order_id = {next_id}"))
+            .sql(&format!(
+                "SELECT count(*) FROM orders WHERE order_id = {next_id}"
+            ))
             .await
             .unwrap()
             .collect()
             .await
             .unwrap();
         lat.push(t.elapsed());
-        assert_eq!(arrow::util::pretty::pretty_format_batches(&got).unwrap().to_string().matches("| 1 ").count(), 1);
+        assert_eq!(
+            arrow::util::pretty::pretty_format_batches(&got)
+                .unwrap()
+                .to_string()
+                .matches("| 1 ")
+                .count(),
+            1
+        );
         next_id += 10;
     }
     lat.sort();
