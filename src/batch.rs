@@ -28,7 +28,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::{col, SessionContext};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -86,19 +86,7 @@ fn version_path(view: &str, version: u64) -> Path {
 
 /// Published version numbers of `view`, ascending.
 pub async fn list_versions(store: &Arc<dyn ObjectStore>, view: &str) -> Result<Vec<u64>> {
-    let mut out: Vec<u64> = store
-        .list(Some(&versions_dir(view)))
-        .map_ok(|m| {
-            m.location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .try_filter_map(|n| async move { Ok(n) })
-        .try_collect()
-        .await?;
-    out.sort_unstable();
-    Ok(out)
+    crate::log::list_numbered(store, &versions_dir(view)).await
 }
 
 /// Read one publish record.

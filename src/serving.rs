@@ -24,11 +24,8 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{project_schema, DFSchema};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -48,7 +45,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::batch::PartFile;
 use crate::catalog::ViewDef;
-use crate::log::LogTable;
+use crate::log::{parquet_scan, LogTable};
 
 /// A materialized view, served.
 #[derive(Debug)]
@@ -148,21 +145,22 @@ impl TableProvider for ViewTable {
         let batch: Arc<dyn ExecutionPlan> = if self.batch_files.is_empty() {
             Arc::new(EmptyExec::new(project_schema(&schema, Some(&inner))?))
         } else {
-            // The filter above this scan is pushed into it by DataFusion,
-            // which prunes the batch Parquet's row groups.
-            let source = ParquetSource::new(schema.clone());
             let files = self
                 .batch_files
                 .iter()
                 .map(|f| PartitionedFile::new(f.path.clone(), f.bytes))
                 .collect();
-            let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
-                .with_file_group(FileGroup::new(files))
-                .with_projection_indices(Some(inner.clone()))?
-                .build();
-            let format =
-                ParquetFormat::default().with_options(state.table_options().parquet.clone());
-            format.create_physical_plan(state, config).await?
+            // DataFusion pushes the filter above into this scan, which
+            // prunes the batch Parquet's row groups.
+            parquet_scan(
+                state,
+                &self.store_url,
+                &schema,
+                files,
+                Some(inner.clone()),
+                None,
+            )
+            .await?
         };
         let batch = filtered(batch, &inner_predicate)?;
         let speed: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(

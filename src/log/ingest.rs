@@ -122,16 +122,62 @@ pub fn read_input(
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
-    let name = input.name();
-    let rows = match input.format {
-        InputFormat::Ndjson => read_ndjson(input, &name, stream, opts, sink, progress)?,
-        InputFormat::Csv => read_csv(input, &name, stream, opts, sink, progress)?,
-        InputFormat::Parquet => read_parquet(input, &name, stream, opts, sink, progress)?,
+    let mut reader = Reader {
+        input,
+        name: input.name(),
+        stream,
+        opts,
+        sink,
+        progress,
+        rows: 0,
     };
-    if rows == 0 {
-        return Err(StrataError::input(name, "empty input: no rows to append"));
+    match input.format {
+        InputFormat::Ndjson => reader.ndjson()?,
+        InputFormat::Csv => reader.csv()?,
+        InputFormat::Parquet => reader.parquet()?,
+    };
+    if reader.rows == 0 {
+        return Err(StrataError::input(
+            reader.name,
+            "empty input: no rows to append",
+        ));
     }
-    Ok(rows)
+    Ok(reader.rows)
+}
+
+/// One input being read: where its rows go, and how many went.
+struct Reader<'a> {
+    input: &'a InputSource,
+    name: String,
+    stream: &'a StreamDef,
+    opts: ReadOptions,
+    sink: &'a mut dyn FnMut(RecordBatch) -> Result<()>,
+    progress: &'a dyn Fn(u64),
+    rows: u64,
+}
+
+impl<'a> Reader<'a> {
+    /// Conform `raw` and pass it on; `locate(i)` names row `i` of `raw`.
+    fn emit(&mut self, raw: &RecordBatch, locate: &dyn Fn(usize) -> String) -> Result<()> {
+        let batch = conform(raw, self.stream, locate)?;
+        self.rows += batch.num_rows() as u64;
+        (self.sink)(batch)
+    }
+
+    /// The input's bytes, buffered and counted for progress.
+    fn text(&self, capacity: usize) -> Result<BufReader<Counting<'a, Box<dyn Read + Send>>>> {
+        Ok(BufReader::with_capacity(
+            capacity,
+            Counting {
+                inner: self.input.open()?,
+                progress: self.progress,
+            },
+        ))
+    }
+
+    fn io_error(&self, e: std::io::Error) -> StrataError {
+        StrataError::input(self.name.clone(), format!("read error: {e}"))
+    }
 }
 
 /// All declared columns as nullable strings: the raw schema of text formats.
@@ -175,47 +221,35 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-fn read_ndjson(
-    input: &InputSource,
-    name: &str,
-    stream: &StreamDef,
-    opts: ReadOptions,
-    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
-    progress: &dyn Fn(u64),
-) -> Result<u64> {
-    let schema = text_schema(&declared_names(stream));
-    let mut reader = BufReader::with_capacity(
-        256 * 1024,
-        Counting {
-            inner: input.open()?,
-            progress,
-        },
-    );
-    let io_err = |e: std::io::Error| StrataError::input(name, format!("read error: {e}"));
-    let mut chunk: Vec<u8> = Vec::with_capacity(NDJSON_CHUNK_BYTES + 64 * 1024);
-    // Line number of each non-blank line in `chunk`: row i of the decoded batch.
-    let mut row_lines: Vec<u64> = Vec::new();
-    let mut line_no: u64 = 0;
-    let mut rows: u64 = 0;
-    loop {
-        let start = chunk.len();
-        let n = reader.read_until(b'\n', &mut chunk).map_err(io_err)?;
-        if n > 0 {
-            line_no += 1;
-            if !chunk[start..].iter().all(u8::is_ascii_whitespace) {
-                row_lines.push(line_no);
+impl Reader<'_> {
+    fn ndjson(&mut self) -> Result<()> {
+        let (name, stream, opts) = (self.name.clone(), self.stream, self.opts);
+        let schema = text_schema(&declared_names(stream));
+        let mut reader = self.text(256 * 1024)?;
+        let mut chunk: Vec<u8> = Vec::with_capacity(NDJSON_CHUNK_BYTES + 64 * 1024);
+        // Line number of each non-blank line in `chunk`: row i of the decoded batch.
+        let mut row_lines: Vec<u64> = Vec::new();
+        let mut line_no: u64 = 0;
+        loop {
+            let start = chunk.len();
+            let n = reader
+                .read_until(b'\n', &mut chunk)
+                .map_err(|e| self.io_error(e))?;
+            if n > 0 {
+                line_no += 1;
+                if !chunk[start..].iter().all(u8::is_ascii_whitespace) {
+                    row_lines.push(line_no);
+                }
             }
-        }
-        if (n == 0 || chunk.len() >= NDJSON_CHUNK_BYTES) && !row_lines.is_empty() {
-            let raw = decode_ndjson_chunk(&chunk, &row_lines, &schema, stream, opts, name)?;
-            let batch = conform(&raw, stream, &|i| format!("{name}:{}", row_lines[i]))?;
-            rows += batch.num_rows() as u64;
-            sink(batch)?;
-            chunk.clear();
-            row_lines.clear();
-        }
-        if n == 0 {
-            return Ok(rows);
+            if (n == 0 || chunk.len() >= NDJSON_CHUNK_BYTES) && !row_lines.is_empty() {
+                let raw = decode_ndjson_chunk(&chunk, &row_lines, &schema, stream, opts, &name)?;
+                self.emit(&raw, &|i| format!("{name}:{}", row_lines[i]))?;
+                chunk.clear();
+                row_lines.clear();
+            }
+            if n == 0 {
+                return Ok(());
+            }
         }
     }
 }
@@ -340,146 +374,119 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-fn read_csv(
-    input: &InputSource,
-    name: &str,
-    stream: &StreamDef,
-    opts: ReadOptions,
-    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
-    progress: &dyn Fn(u64),
-) -> Result<u64> {
-    let mut reader = BufReader::with_capacity(
-        1024 * 1024,
-        Counting {
-            inner: input.open()?,
-            progress,
-        },
-    );
-    // Peek the header without consuming it: arrow's reader skips it, and
-    // keeps line numbers that count it.
-    let buf = reader
-        .fill_buf()
-        .map_err(|e| StrataError::input(name, format!("read error: {e}")))?;
-    if buf.is_empty() {
-        return Err(StrataError::input(name, "empty input: no header row"));
-    }
-    let header_end = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());
-    let header: Vec<String> = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(&buf[..header_end])
-        .records()
-        .next()
-        .transpose()
-        .map_err(|e| {
-            StrataError::input(format!("{name}:1"), format!("unreadable CSV header: {e}"))
-        })?
-        .map(|r| r.iter().map(|s| s.trim().to_lowercase()).collect())
-        .unwrap_or_default();
-    if header.iter().all(|h| h.is_empty()) {
-        return Err(StrataError::input(
-            format!("{name}:1"),
-            "empty CSV header row",
-        ));
-    }
-    for (i, col) in header.iter().enumerate() {
-        if header[..i].contains(col) {
+impl Reader<'_> {
+    fn csv(&mut self) -> Result<()> {
+        let (name, stream, opts) = (self.name.clone(), self.stream, self.opts);
+        let name = name.as_str();
+        let mut reader = self.text(1024 * 1024)?;
+        // Peek the header without consuming it: arrow's reader skips it, and
+        // keeps line numbers that count it.
+        let buf = reader.fill_buf().map_err(|e| self.io_error(e))?;
+        if buf.is_empty() {
+            return Err(StrataError::input(name, "empty input: no header row"));
+        }
+        let header_end = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());
+        let header: Vec<String> = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&buf[..header_end])
+            .records()
+            .next()
+            .transpose()
+            .map_err(|e| {
+                StrataError::input(format!("{name}:1"), format!("unreadable CSV header: {e}"))
+            })?
+            .map(|r| r.iter().map(|s| s.trim().to_lowercase()).collect())
+            .unwrap_or_default();
+        if header.iter().all(|h| h.is_empty()) {
             return Err(StrataError::input(
                 format!("{name}:1"),
-                format!("column '{col}' appears twice in the header"),
+                "empty CSV header row",
             ));
         }
-        if stream.schema.field_with_name(col).is_err() && !opts.ignore_extra_columns {
-            return Err(StrataError::input(
-                format!("{name}:1"),
-                unknown_column(stream, col),
-            ));
+        for (i, col) in header.iter().enumerate() {
+            if header[..i].contains(col) {
+                return Err(StrataError::input(
+                    format!("{name}:1"),
+                    format!("column '{col}' appears twice in the header"),
+                ));
+            }
+            if stream.schema.field_with_name(col).is_err() && !opts.ignore_extra_columns {
+                return Err(StrataError::input(
+                    format!("{name}:1"),
+                    unknown_column(stream, col),
+                ));
+            }
         }
-    }
-    let schema = text_schema(&header);
-    let csv_reader = arrow::csv::ReaderBuilder::new(schema)
-        .with_header(true)
-        .with_batch_size(BATCH_ROWS)
-        .build_buffered(reader)?;
-    let mut rows: u64 = 0;
-    for raw in csv_reader {
-        let raw = raw.map_err(|e| StrataError::input(name, e.to_string()))?;
-        let first = rows;
-        // Line 1 is the header; row i of the input is line i + 2.
-        let batch = conform(&raw, stream, &|i| {
-            format!("{name}:{}", first + i as u64 + 2)
-        })?;
-        rows += batch.num_rows() as u64;
-        sink(batch)?;
-    }
-    Ok(rows)
-}
-
-fn read_parquet(
-    input: &InputSource,
-    name: &str,
-    stream: &StreamDef,
-    opts: ReadOptions,
-    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
-    progress: &dyn Fn(u64),
-) -> Result<u64> {
-    match &input.path {
-        Some(p) => {
-            let file =
-                File::open(p).map_err(|e| StrataError::input(name, format!("cannot open: {e}")))?;
-            read_parquet_from(file, name, stream, opts, sink, progress)
+        let schema = text_schema(&header);
+        let csv_reader = arrow::csv::ReaderBuilder::new(schema)
+            .with_header(true)
+            .with_batch_size(BATCH_ROWS)
+            .build_buffered(reader)?;
+        for raw in csv_reader {
+            let raw = raw.map_err(|e| StrataError::input(name, e.to_string()))?;
+            let first = self.rows;
+            // Line 1 is the header; row i of the input is line i + 2.
+            self.emit(&raw, &|i| format!("{name}:{}", first + i as u64 + 2))?;
         }
-        None => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| StrataError::input(name, format!("read error: {e}")))?;
-            read_parquet_from(bytes::Bytes::from(buf), name, stream, opts, sink, progress)
-        }
+        Ok(())
     }
 }
 
-fn read_parquet_from<T: parquet::file::reader::ChunkReader + 'static>(
-    source: T,
-    name: &str,
-    stream: &StreamDef,
-    opts: ReadOptions,
-    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
-    progress: &dyn Fn(u64),
-) -> Result<u64> {
-    let perr = |e: parquet::errors::ParquetError| {
-        StrataError::input(name, format!("not a readable Parquet file: {e}"))
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(perr)?;
-    let mut keep = Vec::new();
-    for (i, field) in builder.schema().fields().iter().enumerate() {
-        if stream.schema.field_with_name(field.name()).is_ok() {
-            keep.push(i);
-        } else if !opts.ignore_extra_columns {
-            return Err(StrataError::input(
-                name,
-                unknown_column(stream, field.name()),
-            ));
+impl Reader<'_> {
+    fn parquet(&mut self) -> Result<()> {
+        match &self.input.path {
+            Some(p) => {
+                let file = File::open(p).map_err(|e| {
+                    StrataError::input(self.name.clone(), format!("cannot open: {e}"))
+                })?;
+                self.parquet_from(file)
+            }
+            None => {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .map_err(|e| self.io_error(e))?;
+                self.parquet_from(bytes::Bytes::from(buf))
+            }
         }
     }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), keep);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(perr)?;
-    let mut rows: u64 = 0;
-    for raw in reader {
-        let raw =
-            raw.map_err(|e| StrataError::input(name, format!("corrupt Parquet data: {e}")))?;
-        let first = rows;
-        let batch = conform(&raw, stream, &|i| {
-            format!("{name}: row {}", first + i as u64 + 1)
-        })?;
-        rows += batch.num_rows() as u64;
-        progress(batch.num_rows() as u64);
-        sink(batch)?;
+
+    fn parquet_from<T: parquet::file::reader::ChunkReader + 'static>(
+        &mut self,
+        source: T,
+    ) -> Result<()> {
+        let (name, stream, opts) = (self.name.clone(), self.stream, self.opts);
+        let name = name.as_str();
+        let perr = |e: parquet::errors::ParquetError| {
+            StrataError::input(name, format!("not a readable Parquet file: {e}"))
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(perr)?;
+        let mut keep = Vec::new();
+        for (i, field) in builder.schema().fields().iter().enumerate() {
+            if stream.schema.field_with_name(field.name()).is_ok() {
+                keep.push(i);
+            } else if !opts.ignore_extra_columns {
+                return Err(StrataError::input(
+                    name,
+                    unknown_column(stream, field.name()),
+                ));
+            }
+        }
+        let mask = ProjectionMask::roots(builder.parquet_schema(), keep);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(perr)?;
+        for raw in reader {
+            let raw =
+                raw.map_err(|e| StrataError::input(name, format!("corrupt Parquet data: {e}")))?;
+            let first = self.rows;
+            self.emit(&raw, &|i| format!("{name}: row {}", first + i as u64 + 1))?;
+            (self.progress)(raw.num_rows() as u64);
+        }
+        Ok(())
     }
-    Ok(rows)
 }
 
 /// Cast `raw` (columns by name, any subset of the declared ones) to the

@@ -29,7 +29,7 @@ mod writer;
 
 pub use append::{append_batches, append_inputs, AppendOutcome, AppendRequest};
 pub use ingest::{InputFormat, InputSource};
-pub use table::LogTable;
+pub use table::{parquet_scan, LogTable};
 
 use std::sync::Arc;
 
@@ -92,6 +92,24 @@ pub fn commit_path(stream: &str, n: u64) -> Path {
 /// Full store path of a file named by a commit.
 pub fn file_path(stream: &str, entry: &FileEntry) -> Path {
     Path::from(format!("log/{stream}/{}", entry.path))
+}
+
+/// The numbers `N` of the `<N>.json` records directly in `dir`, ascending
+/// (commit records, publish records).
+pub async fn list_numbered(store: &Arc<dyn ObjectStore>, dir: &Path) -> Result<Vec<u64>> {
+    let mut out: Vec<u64> = store
+        .list(Some(dir))
+        .map_ok(|meta| {
+            meta.location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .try_filter_map(|n| async move { Ok(n) })
+        .try_collect()
+        .await?;
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// A pinned, immutable view of a stream: exactly commits `0..=head`.
@@ -199,19 +217,7 @@ impl StreamLog {
     /// List the commit directory once and fetch every record concurrently;
     /// later refreshes only probe forward.
     async fn initial_load(&mut self) -> Result<()> {
-        let mut numbers: Vec<u64> = self
-            .store
-            .list(Some(&commits_dir(&self.stream)))
-            .map_ok(|meta| {
-                meta.location
-                    .filename()
-                    .and_then(|f| f.strip_suffix(".json"))
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
-            .try_filter_map(|n| async move { Ok(n) })
-            .try_collect()
-            .await?;
-        numbers.sort_unstable();
+        let numbers = list_numbered(&self.store, &commits_dir(&self.stream)).await?;
         for (expected, &n) in numbers.iter().enumerate() {
             if n != expected as u64 {
                 return Err(StrataError::CorruptLog {

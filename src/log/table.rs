@@ -95,18 +95,19 @@ impl TableProvider for LogTable {
             let schema = datafusion::common::project_schema(&self.stream.schema, projection)?;
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let group: Vec<PartitionedFile> = files
+        let files = files
             .iter()
             .map(|f| PartitionedFile::new(file_path(&self.stream.name, f).to_string(), f.bytes))
             .collect();
-        let source = Arc::new(ParquetSource::new(self.stream.schema.clone()));
-        let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
-            .with_file_group(FileGroup::new(group))
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
-        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-        format.create_physical_plan(state, config).await
+        parquet_scan(
+            state,
+            &self.store_url,
+            &self.stream.schema,
+            files,
+            projection.cloned(),
+            limit,
+        )
+        .await
     }
 
     fn supports_filters_pushdown(
@@ -117,6 +118,26 @@ impl TableProvider for LogTable {
         // reader, but rows are not filtered exactly: keep the filter above.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
+}
+
+/// A DataFusion scan of exactly `files` (Parquet of `schema`) in the store at
+/// `url`. Filters above it are pushed in by DataFusion's optimizer.
+pub async fn parquet_scan(
+    state: &dyn Session,
+    url: &ObjectStoreUrl,
+    schema: &SchemaRef,
+    files: Vec<PartitionedFile>,
+    projection: Option<Vec<usize>>,
+    limit: Option<usize>,
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let source = Arc::new(ParquetSource::new(schema.clone()));
+    let config = FileScanConfigBuilder::new(url.clone(), source)
+        .with_file_group(FileGroup::new(files))
+        .with_projection_indices(projection)?
+        .with_limit(limit)
+        .build();
+    let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+    format.create_physical_plan(state, config).await
 }
 
 /// Each file's recorded event-time range as pruning statistics.

@@ -131,3 +131,19 @@ pub fn count_of(batches: &[arrow::array::RecordBatch]) -> i64 {
         })
         .unwrap_or(0)
 }
+
+/// Append one input file to `stream` as a commit.
+pub async fn append_file(
+    strata: &mut Strata,
+    stream: &str,
+    path: &Path,
+) -> strata::log::AppendOutcome {
+    let req = strata::log::AppendRequest {
+        inputs: vec![strata::log::InputSource::new(path.to_str().unwrap(), None).unwrap()],
+        ..Default::default()
+    };
+    strata
+        .append(stream, req, std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap()
+}

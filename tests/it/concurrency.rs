@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use strata::log::{AppendRequest, InputSource};
-
 use crate::common::{count, Project};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -26,17 +24,7 @@ async fn four_writers_twenty_five_appends_each() {
                     &format!("w{w}a{a}.ndjson"),
                     crate::common::orders_ndjson(first..first + ROWS),
                 );
-                let out = strata
-                    .append(
-                        "orders",
-                        AppendRequest {
-                            inputs: vec![InputSource::new(path.to_str().unwrap(), None).unwrap()],
-                            ..Default::default()
-                        },
-                        Arc::new(|_| {}),
-                    )
-                    .await
-                    .unwrap();
+                let out = crate::common::append_file(&mut strata, "orders", &path).await;
                 match out {
                     strata::log::AppendOutcome::Committed { commit, .. } => won.push(commit),
                     other => panic!("unexpected {other:?}"),

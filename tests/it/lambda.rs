@@ -165,17 +165,7 @@ async fn a_late_event_is_hidden_by_batch_precedence_until_the_next_batch() {
 {"order_id":900002,"ts":"2026-11-01T20:30:00Z","country":"US","product":"mouse","quantity":1,"amount":"10.00"}
 "#;
     let path = p.write("late.ndjson", late);
-    strata
-        .append(
-            "orders",
-            strata::log::AppendRequest {
-                inputs: vec![strata::log::InputSource::new(path.to_str().unwrap(), None).unwrap()],
-                ..Default::default()
-            },
-            Arc::new(|_| {}),
-        )
-        .await
-        .unwrap();
+    crate::common::append_file(&mut strata, "orders", &path).await;
     let (_, hidden) = strata.query(q).await.unwrap();
     assert_eq!(
         arrow::util::pretty::pretty_format_batches(&hidden)

@@ -8,7 +8,7 @@ use arrow::array::*;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{NaiveDate, TimeZone, Utc};
-use strata::log::{AppendOutcome, AppendRequest, InputSource, LogTable};
+use strata::log::{AppendOutcome, LogTable};
 
 use crate::common::Project;
 
@@ -113,17 +113,7 @@ fn expected(empty_name_is_null: bool) -> RecordBatch {
 async fn ingest_and_read(project: &Project, file: &str, contents: &[u8]) -> RecordBatch {
     let path = project.write(file, contents);
     let mut strata = project.strata();
-    let out = strata
-        .append(
-            "events",
-            AppendRequest {
-                inputs: vec![InputSource::new(path.to_str().unwrap(), None).unwrap()],
-                ..Default::default()
-            },
-            Arc::new(|_| {}),
-        )
-        .await
-        .unwrap();
+    let out = crate::common::append_file(&mut strata, "events", &path).await;
     assert!(
         matches!(
             out,
@@ -174,17 +164,7 @@ async fn files_are_partitioned_by_event_time_and_scans_are_pruned() {
     let p = Project::new(ALL_TYPES);
     let path = p.write("in.ndjson", NDJSON);
     let mut strata = p.strata();
-    strata
-        .append(
-            "events",
-            AppendRequest {
-                inputs: vec![InputSource::new(path.to_str().unwrap(), None).unwrap()],
-                ..Default::default()
-            },
-            Arc::new(|_| {}),
-        )
-        .await
-        .unwrap();
+    crate::common::append_file(&mut strata, "events", &path).await;
     let snap = strata.snapshots().await.unwrap().remove("events").unwrap();
     let mut dirs: Vec<String> = snap
         .files()
@@ -239,17 +219,7 @@ async fn a_reader_sees_exactly_the_commits_it_pinned() {
             &format!("c{i}.ndjson"),
             crate::common::orders_ndjson(i * 10..i * 10 + 10),
         );
-        strata
-            .append(
-                "orders",
-                AppendRequest {
-                    inputs: vec![InputSource::new(path.to_str().unwrap(), None).unwrap()],
-                    ..Default::default()
-                },
-                Arc::new(|_| {}),
-            )
-            .await
-            .unwrap();
+        crate::common::append_file(&mut strata, "orders", &path).await;
     }
     let head = strata.snapshots().await.unwrap().remove("orders").unwrap();
     assert_eq!(head.head(), Some(2));
