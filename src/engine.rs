@@ -171,8 +171,16 @@ impl Strata {
     /// A DataFusion session serving every stream (files ∪ in-memory tail)
     /// and every view (batch ∪ speed), at the head of the log.
     pub async fn session(&mut self) -> Result<SessionContext> {
-        let snapshots = self.snapshots().await?;
         let ctx = self.new_session()?;
+        self.serve(&ctx).await?;
+        Ok(ctx)
+    }
+
+    /// (Re-)register every stream and view in `ctx` at the head of the log,
+    /// replacing what an earlier call registered: a long-lived session (the
+    /// shell) calls this before each statement to stay fresh.
+    pub async fn serve(&mut self, ctx: &SessionContext) -> Result<()> {
+        let snapshots = self.snapshots().await?;
         let url = ObjectStoreUrl::parse(STORE_URL)?;
         let mut states = Vec::new();
         for view in self.catalog.materialized() {
@@ -197,6 +205,7 @@ impl Strata {
             self.speed.sync(&self.store, &def, snapshot, base).await?;
             let log = LogTable::new(def, &snapshot.at(base), url.clone());
             let tail = self.speed.events(name, base);
+            ctx.deregister_table(name.as_str())?;
             ctx.register_table(name.as_str(), Arc::new(StreamTable::new(log, tail)))?;
         }
         for (view, state) in states {
@@ -208,18 +217,37 @@ impl Strata {
                 _ => Vec::new(),
             };
             let name = view.name.clone();
+            ctx.deregister_table(name.as_str())?;
             ctx.register_table(
                 name.as_str(),
                 Arc::new(ViewTable::new(view, files, speed_rows, url.clone())),
             )?;
         }
         for view in self.catalog.views.iter().filter(|v| !v.materialized) {
-            ctx.sql(&format!("CREATE VIEW \"{}\" AS {}", view.name, view.query))
-                .await?
-                .collect()
-                .await?;
+            ctx.sql(&format!(
+                "CREATE OR REPLACE VIEW \"{}\" AS {}",
+                view.name, view.query
+            ))
+            .await?
+            .collect()
+            .await?;
         }
-        Ok(ctx)
+        Ok(())
+    }
+
+    /// Read `sql_dir` again (after a definition was added).
+    pub fn reload_catalog(&mut self) -> Result<()> {
+        let catalog = Catalog::load(&self.config.sql_dir)?;
+        for name in catalog.streams.keys() {
+            if !self.logs.contains_key(name) {
+                self.logs.insert(
+                    name.clone(),
+                    StreamLog::new(self.store.clone(), name.clone()),
+                );
+            }
+        }
+        self.catalog = catalog;
+        Ok(())
     }
 
     /// Recompute `views` (all materialized views when empty) from the head

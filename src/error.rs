@@ -48,7 +48,8 @@ pub enum StrataError {
     #[error("{0}")]
     Usage(String),
 
-    #[error(transparent)]
+    /// DataFusion's messages may span lines; a user gets one.
+    #[error("{}", one_line(&.0.to_string()))]
     DataFusion(Box<DataFusionError>),
 
     #[error(transparent)]
@@ -65,6 +66,10 @@ pub enum StrataError {
 
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl StrataError {

@@ -1,7 +1,10 @@
 //! The `strata` command line: subcommands, output and progress.
 
+mod command;
 mod demo;
+mod helper;
 pub mod print;
+pub mod shell;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -80,6 +83,18 @@ pub enum Command {
     },
     /// Run the whole cycle on the sample in data/ and sql/.
     Demo,
+    /// Interactive SQL shell (or run SQL from -c, -f or stdin).
+    Shell {
+        /// Run these statements and exit.
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+        /// Run the statements in FILE and exit.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Allow statements that read or write host files (CREATE EXTERNAL TABLE, COPY).
+        #[arg(long)]
+        allow_host_files: bool,
+    },
     /// Generate sample order events (deterministic for a seed).
     Sample {
         /// Output file: .parquet, .ndjson or .csv.
@@ -196,6 +211,18 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Batch { views } => batch(&mut strata, &views).await.map(|_| ()),
                 Command::Status { format } => status(&mut strata, format).await,
                 Command::Demo => demo::run(&mut strata).await,
+                Command::Shell {
+                    command,
+                    file,
+                    allow_host_files,
+                } => {
+                    let opts = shell::ShellOptions {
+                        allow_host_files,
+                        command,
+                        file,
+                    };
+                    shell::run(&mut strata, opts).await
+                }
                 Command::Init { .. } | Command::Sample { .. } => unreachable!("handled above"),
             }
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
 use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -570,7 +570,7 @@ pub fn sql_type_name(t: &DataType) -> String {
         DataType::Utf8 => "VARCHAR".into(),
         DataType::Boolean => "BOOLEAN".into(),
         DataType::Date32 => "DATE".into(),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => "TIMESTAMP (ISO-8601)".into(),
+        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
         DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
         other => other.to_string(),
     }

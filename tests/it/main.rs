@@ -9,3 +9,4 @@ mod lambda;
 mod log_roundtrip;
 mod malformed;
 mod sample;
+mod shell;

@@ -1,0 +1,520 @@
+//! `strata shell`: an interactive SQL shell over the served tables, and the
+//! same statement runner for `-c`, `-f` and piped input.
+//!
+//! Every statement first refreshes the session from the log (new commits,
+//! new batch versions), so an `INSERT` is visible to the next statement
+//! through the speed layer. Ctrl-C cancels a running statement, not the
+//! shell.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow::array::{RecordBatch, StringArray};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{self, Statement};
+use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use rustyline::error::ReadlineError;
+
+use super::command::{Command, HELP};
+use super::helper::{Names, ShellHelper};
+use super::print::{print_batches, row_count, OutputFormat};
+use crate::catalog::{normalize_ident, object_name};
+use crate::error::{Result, StrataError};
+use crate::log::AppendOutcome;
+use crate::Strata;
+
+/// How the shell was started.
+#[derive(Debug, Clone, Default)]
+pub struct ShellOptions {
+    /// Allow statements that read or write arbitrary host paths
+    /// (CREATE EXTERNAL TABLE, COPY … TO).
+    pub allow_host_files: bool,
+    pub command: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+/// A shell session over one project.
+pub struct Shell<'a> {
+    strata: &'a mut Strata,
+    ctx: SessionContext,
+    format: OutputFormat,
+    timing: bool,
+    max_rows: usize,
+    allow_host_files: bool,
+    names: Names,
+}
+
+/// Run the shell as `opts` asks: a command, a file, piped input, or the REPL.
+pub async fn run(strata: &mut Strata, opts: ShellOptions) -> Result<()> {
+    let mut shell = Shell::new(strata, opts.allow_host_files)?;
+    if let Some(sql) = &opts.command {
+        return shell.run_script(sql).await.map(|_| ());
+    }
+    if let Some(file) = &opts.file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            StrataError::input(file.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        return shell.run_script(&text).await.map(|_| ());
+    }
+    if !std::io::stdin().is_terminal() {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        return shell.run_script(&text).await.map(|_| ());
+    }
+    shell.repl().await
+}
+
+impl<'a> Shell<'a> {
+    pub fn new(strata: &'a mut Strata, allow_host_files: bool) -> Result<Self> {
+        let ctx = strata.new_session()?;
+        let shell = Self {
+            strata,
+            ctx,
+            format: OutputFormat::Table,
+            timing: true,
+            max_rows: 40,
+            allow_host_files,
+            names: Arc::new(Mutex::new(BTreeSet::new())),
+        };
+        shell.refresh_names();
+        Ok(shell)
+    }
+
+    fn refresh_names(&self) {
+        let mut names = self.names.lock().expect("not poisoned");
+        names.clear();
+        for s in self.strata.catalog.streams.values() {
+            names.insert(s.name.clone());
+            names.extend(s.schema.fields().iter().map(|f| f.name().clone()));
+        }
+        for v in &self.strata.catalog.views {
+            names.insert(v.name.clone());
+            names.extend(v.schema.fields().iter().map(|f| f.name().clone()));
+        }
+    }
+
+    async fn repl(&mut self) -> Result<()> {
+        let mut editor: rustyline::Editor<ShellHelper, rustyline::history::DefaultHistory> =
+            rustyline::Editor::new()
+                .map_err(|e| StrataError::Usage(format!("cannot start the line editor: {e}")))?;
+        editor.set_helper(Some(ShellHelper {
+            names: self.names.clone(),
+        }));
+        let history = history_path();
+        if let Some(h) = &history {
+            let _ = editor.load_history(h);
+        }
+        println!(
+            "strata shell — store {}. \\? for help, \\q to quit.",
+            self.strata.config.store
+        );
+        loop {
+            let line = tokio::task::block_in_place(|| editor.readline("strata> "));
+            match line {
+                Ok(line) if line.trim().is_empty() => continue,
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    if let Some(h) = &history {
+                        let _ = editor.save_history(h);
+                    }
+                    let outcome = tokio::select! {
+                        r = self.run_script(&line) => r,
+                        _ = tokio::signal::ctrl_c() => {
+                            eprintln!("cancelled");
+                            Ok(false)
+                        }
+                    };
+                    match outcome {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => {}
+                        Err(e) => eprintln!("Error: {e}"),
+                    }
+                }
+                Err(ReadlineError::Interrupted) => continue,
+                Err(ReadlineError::Eof) => return Ok(()),
+                Err(e) => return Err(StrataError::Usage(format!("line editor: {e}"))),
+            }
+        }
+    }
+
+    /// Run backslash commands (one per line) and `;`-terminated SQL
+    /// statements; stops at the first error. Returns whether `\q` was given.
+    pub async fn run_script(&mut self, text: &str) -> Result<bool> {
+        let mut buf = String::new();
+        for line in text.lines() {
+            if buf.trim().is_empty() && line.trim_start().starts_with('\\') {
+                let cmd: Command = line.trim().parse().map_err(StrataError::Usage)?;
+                if self.command(cmd).await? {
+                    return Ok(true);
+                }
+                continue;
+            }
+            buf.push_str(line);
+            buf.push('\n');
+            if let Ok((statements, rest)) = split_statements(&buf) {
+                for stmt in statements {
+                    self.statement(&stmt).await?;
+                }
+                buf = rest;
+            }
+        }
+        // A last statement may go without ';' (as with -c "SELECT 1").
+        let (statements, rest) = split_statements(&buf)?;
+        for stmt in statements
+            .into_iter()
+            .chain(Some(rest).filter(|r| !r.trim().is_empty()))
+        {
+            self.statement(&stmt).await?;
+        }
+        Ok(false)
+    }
+
+    async fn command(&mut self, cmd: Command) -> Result<bool> {
+        match cmd {
+            Command::Quit => return Ok(true),
+            Command::Help => print!("{HELP}"),
+            Command::Format(f) => self.format = f,
+            Command::Timing(on) => self.timing = on,
+            Command::MaxRows(n) => self.max_rows = n,
+            Command::List => self.list()?,
+            Command::Describe(name) => self.describe(&name).await?,
+            Command::Status => super::status(self.strata, self.format).await?,
+            Command::Batch(views) => {
+                super::batch(self.strata, &views).await?;
+            }
+            Command::Replay(_) | Command::Verify(_) => {
+                return Err(StrataError::Usage(
+                    "\\replay and \\verify need Kappa mode, which this version of strata does not have yet".into(),
+                ))
+            }
+            Command::Include(file) => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| StrataError::input(file.clone(), format!("cannot read: {e}")))?;
+                return Box::pin(self.run_script(&text)).await;
+            }
+        }
+        Ok(false)
+    }
+
+    /// One SQL statement.
+    async fn statement(&mut self, sql: &str) -> Result<()> {
+        let started = Instant::now();
+        match Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .ok()
+            .as_deref()
+        {
+            Some([Statement::CreateTable(ct)]) => {
+                return self.define(sql, &object_name(&ct.name), "stream").await
+            }
+            Some([Statement::CreateView(cv)]) => {
+                let kind = if cv.materialized {
+                    "materialized view"
+                } else {
+                    "view"
+                };
+                return self.define(sql, &object_name(&cv.name), kind).await;
+            }
+            Some([Statement::Insert(insert)]) => return self.insert(insert).await,
+            _ => {}
+        }
+        self.strata.serve(&self.ctx).await?;
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        let host_files = matches!(
+            plan,
+            LogicalPlan::Copy(_) | LogicalPlan::Ddl(DdlStatement::CreateExternalTable(_))
+        );
+        if host_files && !self.allow_host_files {
+            return Err(StrataError::Usage(
+                "CREATE EXTERNAL TABLE and COPY read or write host files: start the shell with --allow-host-files to allow them".into(),
+            ));
+        }
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        self.print(&schema, &batches, started)
+    }
+
+    fn print(
+        &self,
+        schema: &arrow::datatypes::SchemaRef,
+        batches: &[RecordBatch],
+        started: Instant,
+    ) -> Result<()> {
+        let total = row_count(batches);
+        let mut out = std::io::stdout().lock();
+        let shown: Vec<RecordBatch> =
+            if self.max_rows > 0 && total > self.max_rows && self.format == OutputFormat::Table {
+                let all = arrow::compute::concat_batches(schema, batches)?;
+                vec![all.slice(0, self.max_rows)]
+            } else {
+                batches.to_vec()
+            };
+        print_batches(schema, &shown, self.format, &mut out)?;
+        if self.format == OutputFormat::Table {
+            use std::io::Write;
+            if row_count(&shown) < total {
+                writeln!(
+                    out,
+                    "(showing the first {} of {total} rows; \\maxrows N to change)",
+                    row_count(&shown)
+                )?;
+            }
+            let rows = format!("{total} row{}", if total == 1 { "" } else { "s" });
+            if self.timing {
+                writeln!(out, "{rows} in {:.3}s", started.elapsed().as_secs_f64())?;
+            } else {
+                writeln!(out, "{rows}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `CREATE …`: validate against the catalog, save to `sql_dir`, serve.
+    async fn define(&mut self, sql: &str, name: &str, kind: &str) -> Result<()> {
+        let dir = self.strata.config.sql_dir.clone();
+        let path = dir.join(format!("{name}.sql"));
+        if path.exists() {
+            return Err(StrataError::Usage(format!(
+                "{} already exists",
+                path.display()
+            )));
+        }
+        let text = format!("{};\n", sql.trim().trim_end_matches(';').trim());
+        let mut check = self.strata.catalog.clone();
+        check.add_sql(&path, &text)?;
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&path, &text)?;
+        if let Err(e) = self.strata.reload_catalog() {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        self.refresh_names();
+        println!("created {kind} {name} (saved to {}); it is served now, from the speed layer until the next batch", path.display());
+        Ok(())
+    }
+
+    /// `INSERT INTO stream [(cols)] VALUES … | SELECT …`: one commit.
+    async fn insert(&mut self, insert: &ast::Insert) -> Result<()> {
+        let target = insert.table.to_string();
+        let target = target.trim_matches('"').to_string();
+        let stream = self.strata.catalog.stream(&target)?.clone();
+        let columns: Vec<String> = if insert.columns.is_empty() {
+            stream
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|c| {
+                    c.0.last()
+                        .and_then(|p| p.as_ident())
+                        .map(normalize_ident)
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        let source = insert
+            .source
+            .as_ref()
+            .ok_or_else(|| StrataError::Usage("INSERT needs VALUES or a SELECT".into()))?;
+        self.strata.serve(&self.ctx).await?;
+        let batches = self.ctx.sql(&source.to_string()).await?.collect().await?;
+        let mut renamed = Vec::with_capacity(batches.len());
+        for b in batches {
+            if b.num_columns() != columns.len() {
+                return Err(StrataError::Usage(format!(
+                    "INSERT INTO {target} names {} columns but gives {} values per row",
+                    columns.len(),
+                    b.num_columns()
+                )));
+            }
+            renamed.push(RecordBatch::try_from_iter(
+                columns.iter().cloned().zip(b.columns().iter().cloned()),
+            )?);
+        }
+        match self
+            .strata
+            .append_batches(&stream.name, renamed, None)
+            .await?
+        {
+            AppendOutcome::Committed { commit, rows, .. } => {
+                println!("INSERT {rows} (commit {commit} of {})", stream.name)
+            }
+            AppendOutcome::AlreadyCommitted { commit, .. } => {
+                println!("already committed as commit {commit}")
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self) -> Result<()> {
+        let c = &self.strata.catalog;
+        let mut name = Vec::new();
+        let mut kind = Vec::new();
+        let mut detail = Vec::new();
+        for s in c.streams.values() {
+            name.push(s.name.clone());
+            kind.push("stream".to_string());
+            detail.push(format!("event_time = {}", s.event_time));
+        }
+        for v in &c.views {
+            name.push(v.name.clone());
+            kind.push(
+                if v.materialized {
+                    "materialized view"
+                } else {
+                    "view"
+                }
+                .to_string(),
+            );
+            detail.push(if v.materialized {
+                format!("over {}, key = ({})", v.stream, v.key.join(", "))
+            } else {
+                "computed at query time".to_string()
+            });
+        }
+        let batch = RecordBatch::try_from_iter(vec![
+            ("name", Arc::new(StringArray::from(name)) as _),
+            ("kind", Arc::new(StringArray::from(kind)) as _),
+            ("detail", Arc::new(StringArray::from(detail)) as _),
+        ])?;
+        print_batches(
+            &batch.schema(),
+            &[batch],
+            self.format,
+            &mut std::io::stdout().lock(),
+        )
+    }
+
+    async fn describe(&mut self, name: &str) -> Result<()> {
+        let lower = name.to_lowercase();
+        let (schema, about) = if let Some(s) = self.strata.catalog.streams.get(&lower).cloned() {
+            let status = self.strata.status().await?;
+            let st = status.iter().find(|x| x.stream == s.name);
+            (
+                s.schema.clone(),
+                format!(
+                    "stream {} (defined at {}): event_time = {}, partition = {:?}; commits: {}, head: {}",
+                    s.name,
+                    s.defined_at,
+                    s.event_time,
+                    s.partitioning,
+                    st.map_or(0, |x| x.commits),
+                    st.and_then(|x| x.head_commit).map_or("none".into(), |h| h.to_string())
+                ),
+            )
+        } else {
+            let v = self.strata.catalog.view(name)?.clone();
+            let about = if v.materialized {
+                let status = self.strata.view_status().await?;
+                let st = status
+                    .iter()
+                    .find(|x| x.view == v.name)
+                    .expect("status of every materialized view");
+                format!(
+                    "materialized view {} over {} (defined at {})\nkey: {}\nbatch version: {}\nwatermark: {}\nspeed: {} commits, {} rows, {} bytes",
+                    v.name,
+                    v.stream,
+                    v.defined_at,
+                    if v.key.is_empty() { "(none: keyless)".to_string() } else { v.key.join(", ") },
+                    st.batch_version.map_or("none".to_string(), |b| format!("v{b} ({})", st.batch_state)),
+                    st.watermark.map_or("none".to_string(), |w| format!("commit {w}")),
+                    st.speed_commits,
+                    st.speed_rows,
+                    st.speed_bytes
+                )
+            } else {
+                format!(
+                    "view {} (defined at {}), computed at query time",
+                    v.name, v.defined_at
+                )
+            };
+            (v.schema.clone(), about)
+        };
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "column",
+                Arc::new(StringArray::from_iter_values(
+                    schema.fields().iter().map(|f| f.name().clone()),
+                )) as _,
+            ),
+            (
+                "type",
+                Arc::new(StringArray::from_iter_values(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| crate::log::sql_type_name(f.data_type())),
+                )) as _,
+            ),
+            (
+                "nullable",
+                Arc::new(StringArray::from_iter_values(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| if f.is_nullable() { "yes" } else { "no" }),
+                )) as _,
+            ),
+        ])?;
+        print_batches(
+            &batch.schema(),
+            &[batch],
+            self.format,
+            &mut std::io::stdout().lock(),
+        )?;
+        println!("{about}");
+        Ok(())
+    }
+}
+
+/// Where the shell keeps its history: `$STRATA_HISTORY`, else `~/.strata_history`.
+fn history_path() -> Option<PathBuf> {
+    std::env::var_os("STRATA_HISTORY")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".strata_history")))
+}
+
+/// The complete `;`-terminated statements of `text` (without the `;`),
+/// and what follows the last one. Semicolons inside quotes and comments
+/// do not count.
+pub fn split_statements(text: &str) -> Result<(Vec<String>, String)> {
+    let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize()
+        .map_err(|e| StrataError::Usage(format!("SQL: {e}")))?;
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for t in tokens {
+        if t == Token::SemiColon {
+            if !current.trim().is_empty() {
+                out.push(current.trim().to_string());
+            }
+            current.clear();
+        } else {
+            current.push_str(&t.to_string());
+        }
+    }
+    Ok((out, current))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_semicolons_outside_quotes() {
+        let (s, rest) = split_statements("SELECT ';' AS a;\nSELECT 2; -- x;\nSELECT").unwrap();
+        assert_eq!(s, ["SELECT ';' AS a", "SELECT 2"]);
+        assert_eq!(rest.trim(), "-- x;\nSELECT");
+    }
+}

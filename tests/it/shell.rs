@@ -1,0 +1,153 @@
+//! The shell, driven through a real pseudo-terminal, and non-interactively.
+
+use predicates::prelude::*;
+use rexpect::session::{spawn_command, PtySession};
+
+use crate::common::{orders_ndjson, Project};
+use crate::lambda::lambda_project;
+
+fn start(p: &Project) -> PtySession {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"));
+    cmd.arg("--config")
+        .arg(p.config_path())
+        .arg("shell")
+        .env("STRATA_HISTORY", p.path().join("history"))
+        .env("TERM", "xterm")
+        .env_remove("STRATA_CONFIG");
+    let mut s = spawn_command(cmd, Some(60_000)).unwrap();
+    s.exp_string("\\? for help").unwrap();
+    s
+}
+
+fn seeded() -> Project {
+    let p = lambda_project();
+    let input = p.write("in.ndjson", orders_ndjson(0..30));
+    p.cmd()
+        .args(["ingest", "orders", input.to_str().unwrap()])
+        .assert()
+        .success();
+    p.cmd().arg("batch").assert().success();
+    p
+}
+
+#[test]
+fn multi_line_insert_select_describe_and_errors() {
+    let p = seeded();
+    let mut s = start(&p);
+    // A statement over several lines runs at its ';'.
+    s.send_line("SELECT count(*) AS n").unwrap();
+    s.send_line("FROM orders;").unwrap();
+    s.exp_string("| 30 |").unwrap();
+    s.exp_string("1 row in").unwrap();
+    // INSERT appends a commit, visible at once through the speed layer.
+    s.send_line(
+        "INSERT INTO orders VALUES (5000, '2026-11-03T07:30:00Z', 'NZ', 'phone', 2, 99.99);",
+    )
+    .unwrap();
+    s.exp_string("INSERT 1 (commit 1 of orders)").unwrap();
+    s.send_line("SELECT country, orders FROM revenue_hourly WHERE country = 'NZ';")
+        .unwrap();
+    s.exp_regex(r"\| NZ\s+\| 1\s+\|").unwrap();
+    // \d NAME shows the key, the batch version and its watermark.
+    s.send_line("\\d revenue_hourly").unwrap();
+    s.exp_string("key: hour, country").unwrap();
+    s.exp_string("watermark: commit 0").unwrap();
+    s.exp_string("speed: 1 commits, 1 rows").unwrap();
+    // An error is one message; the shell goes on.
+    s.send_line("SELEC 1;").unwrap();
+    s.exp_string("Error: ").unwrap();
+    s.send_line("SELECT 40 + 2 AS answer;").unwrap();
+    s.exp_regex(r"\| 42\s+\|").unwrap();
+    s.send_line("\\q").unwrap();
+    s.exp_eof().unwrap();
+    assert!(std::fs::read_to_string(p.path().join("history"))
+        .unwrap()
+        .contains("SELECT 40 + 2 AS answer;"));
+}
+
+#[test]
+fn ctrl_c_cancels_the_query_not_the_shell() {
+    let p = seeded();
+    let mut s = start(&p);
+    s.send_line("SELECT sum(value) FROM range(1, 1000000000000);")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    s.send_control('c').unwrap();
+    s.exp_string("cancelled").unwrap();
+    s.send_line("SELECT 7 * 6 AS answer;").unwrap();
+    s.exp_regex(r"\| 42\s+\|").unwrap();
+    // Ctrl-D quits.
+    s.send_control('d').unwrap();
+    s.exp_eof().unwrap();
+}
+
+#[test]
+fn tab_completes_a_view_name_and_create_view_is_served_at_once() {
+    let p = seeded();
+    let mut s = start(&p);
+    s.send("SELECT count(*) AS n FROM product_d").unwrap();
+    s.send("\t").unwrap();
+    s.send_line(";").unwrap();
+    // Only the completed name runs: product_daily has one row per (day, product).
+    s.exp_regex(r"\| n\s+\|").unwrap();
+    s.exp_string("1 row in").unwrap();
+    s.send_line("CREATE MATERIALIZED VIEW nz_orders AS SELECT order_id, amount FROM orders WHERE country = 'NZ';").unwrap();
+    s.exp_string("created materialized view nz_orders").unwrap();
+    s.send_line("INSERT INTO orders (order_id, ts, country, product, quantity, amount) VALUES (7000, '2026-11-04T01:00:00Z', 'NZ', 'mouse', 1, 5);").unwrap();
+    s.exp_string("INSERT 1").unwrap();
+    s.send_line("SELECT order_id FROM nz_orders;").unwrap();
+    s.exp_regex(r"\| 7000\s+\|").unwrap();
+    s.send_line("\\q").unwrap();
+    s.exp_eof().unwrap();
+    let saved = std::fs::read_to_string(p.path().join("sql/nz_orders.sql")).unwrap();
+    assert!(
+        saved.contains("CREATE MATERIALIZED VIEW nz_orders"),
+        "{saved}"
+    );
+}
+
+#[test]
+fn non_interactive_command_file_and_stdin() {
+    let p = seeded();
+    p.cmd()
+        .args([
+            "shell",
+            "-c",
+            "\\format csv\nSELECT count(*) AS n FROM orders;",
+        ])
+        .assert()
+        .success()
+        .stdout("n\n30\n");
+    let script = p.write(
+        "script.sql",
+        "\\format csv\nSELECT max(order_id) AS m\n  FROM orders;\nSELECT 1 AS one;\n",
+    );
+    p.cmd()
+        .args(["shell", "-f", script.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout("m\n29\none\n1\n");
+    p.cmd()
+        .arg("shell")
+        .write_stdin("\\format csv\nSELECT 2 AS two; SELECT nope FROM orders; SELECT 3 AS three;\n")
+        .assert()
+        .code(1)
+        .stdout("two\n2\n")
+        .stderr(predicate::str::contains("nope"));
+    // Host files are refused unless allowed.
+    p.cmd()
+        .args(["shell", "-c", "COPY (SELECT 1) TO 'x.csv';"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--allow-host-files"));
+    let out = p.path().join("copied.csv");
+    p.cmd()
+        .args(["shell", "--allow-host-files", "-c"])
+        .arg(format!(
+            "COPY (SELECT 1 AS a) TO '{}' STORED AS CSV;",
+            out.display()
+        ))
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(out).unwrap().contains('1'));
+}
