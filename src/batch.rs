@@ -109,19 +109,31 @@ pub async fn read_version(
     }
 }
 
-/// The newest published version of `view`.
-pub async fn latest_version(
+/// The newest published version of `view`, and the version to serve: made
+/// by the current definition, with the highest watermark (a batch that
+/// started earlier may publish later, with an older snapshot).
+pub async fn served_version(
     store: &Arc<dyn ObjectStore>,
-    view: &str,
-) -> Result<Option<VersionRecord>> {
-    // A version may be retired between the listing and the read: take the
-    // newest that can still be read.
-    for v in list_versions(store, view).await?.into_iter().rev() {
-        if let Some(r) = read_version(store, view, v).await? {
-            return Ok(Some(r));
+    view: &ViewDef,
+) -> Result<(Option<VersionRecord>, Option<VersionRecord>)> {
+    let mut newest: Option<VersionRecord> = None;
+    let mut served: Option<VersionRecord> = None;
+    for v in list_versions(store, &view.name).await?.into_iter().rev() {
+        // A version may be retired between the listing and the read.
+        let Some(r) = read_version(store, &view.name, v).await? else {
+            continue;
+        };
+        if newest.is_none() {
+            newest = Some(r.clone());
+        }
+        let better = served
+            .as_ref()
+            .is_none_or(|s| (r.watermark, r.version) > (s.watermark, s.version));
+        if is_current(view, &r) && better {
+            served = Some(r);
         }
     }
-    Ok(None)
+    Ok((newest, served))
 }
 
 /// Canonical order: the key columns, then every column.
@@ -316,23 +328,28 @@ pub async fn run_batch(
             Err(e) => return Err(e.into()),
         }
     }
-    retire_old_versions(store, &view.name, retain_versions).await?;
+    retire_old_versions(store, view, retain_versions).await?;
     Ok(record)
 }
 
-/// Remove all but the newest `retain` versions: record first, then files.
+/// Remove all but the newest `retain` versions — never the served one —
+/// record first, then files.
 pub async fn retire_old_versions(
     store: &Arc<dyn ObjectStore>,
-    view: &str,
+    view: &ViewDef,
     retain: usize,
 ) -> Result<()> {
-    let versions = list_versions(store, view).await?;
+    let versions = list_versions(store, &view.name).await?;
+    let served = served_version(store, view).await?.1.map(|r| r.version);
     let cut = versions.len().saturating_sub(retain.max(1));
     for &v in &versions[..cut] {
-        let Some(record) = read_version(store, view, v).await? else {
+        if Some(v) == served {
+            continue;
+        }
+        let Some(record) = read_version(store, &view.name, v).await? else {
             continue;
         };
-        store.delete(&version_path(view, v)).await?;
+        store.delete(&version_path(&view.name, v)).await?;
         for f in &record.files {
             if let Err(e) = store.delete(&Path::from(f.path.as_str())).await {
                 tracing::warn!("could not remove {}: {e}", f.path);

@@ -38,9 +38,10 @@ pub struct Strata {
 pub struct ViewState {
     /// The newest published batch version, if any.
     pub latest: Option<VersionRecord>,
-    /// Whether that version was made by the current definition. A stale
-    /// version is not served: the speed layer covers the whole log.
-    pub current: bool,
+    /// The version served: made by the current definition, with the highest
+    /// watermark. None when there is no such version: the speed layer then
+    /// covers the whole log.
+    pub served: Option<VersionRecord>,
     /// Commits after this one are served from the speed layer
     /// (`None`: every commit).
     pub speed_after: Option<u64>,
@@ -154,16 +155,11 @@ impl Strata {
 
     /// How `view` is served: its newest batch version and where speed starts.
     pub async fn view_state(&self, view: &ViewDef) -> Result<ViewState> {
-        let latest = batch::latest_version(&self.store, &view.name).await?;
-        let current = latest.as_ref().is_some_and(|r| batch::is_current(view, r));
-        let speed_after = if current {
-            latest.as_ref().and_then(|r| r.watermark)
-        } else {
-            None
-        };
+        let (latest, served) = batch::served_version(&self.store, view).await?;
+        let speed_after = served.as_ref().and_then(|r| r.watermark);
         Ok(ViewState {
             latest,
-            current,
+            served,
             speed_after,
         })
     }
@@ -185,7 +181,7 @@ impl Strata {
         let mut states = Vec::new();
         for view in self.catalog.materialized() {
             let state = self.view_state(view).await?;
-            if let (Some(latest), false) = (&state.latest, state.current) {
+            if let (Some(latest), None) = (&state.latest, &state.served) {
                 tracing::warn!(
                     "view '{}': its definition changed since batch version {}; serving it from the speed layer over the whole log until `strata batch {}`",
                     view.name, latest.version, view.name
@@ -212,10 +208,11 @@ impl Strata {
             let stream = self.catalog.stream(&view.stream)?.clone();
             let events = self.speed.events(&view.stream, state.speed_after);
             let speed_rows = crate::speed::run_view(&view, &stream, events).await?;
-            let files = match (&state.latest, state.current) {
-                (Some(r), true) => r.files.clone(),
-                _ => Vec::new(),
-            };
+            let files = state
+                .served
+                .as_ref()
+                .map(|r| r.files.clone())
+                .unwrap_or_default();
             let name = view.name.clone();
             ctx.deregister_table(name.as_str())?;
             ctx.register_table(
@@ -328,18 +325,18 @@ impl Strata {
                 view: view.name.clone(),
                 stream: view.stream.clone(),
                 key: view.key.join(","),
-                batch_version: state.latest.as_ref().map(|r| r.version),
-                batch_state: match (&state.latest, state.current) {
+                batch_version: state
+                    .served
+                    .as_ref()
+                    .or(state.latest.as_ref())
+                    .map(|r| r.version),
+                batch_state: match (&state.latest, &state.served) {
                     (None, _) => "none",
-                    (Some(_), true) => "current",
-                    (Some(_), false) => "stale",
+                    (Some(_), Some(_)) => "current",
+                    (Some(_), None) => "stale",
                 }
                 .to_string(),
-                batch_rows: state
-                    .latest
-                    .as_ref()
-                    .filter(|_| state.current)
-                    .map(|r| r.rows),
+                batch_rows: state.served.as_ref().map(|r| r.rows),
                 watermark: state.speed_after,
                 head_commit: snapshot.head(),
                 speed_commits: tail.commits,

@@ -147,11 +147,67 @@ impl Catalog {
             StrataError::Usage(format!("cannot read sql_dir {}: {e}", dir.display()))
         })?;
         files.sort();
-        let mut catalog = Catalog::default();
+        let mut sources = Vec::new();
         for path in files {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| StrataError::definition(&path, 0, format!("cannot read: {e}")))?;
-            catalog.add_sql(&path, &text)?;
+            sources.push((path, text));
+        }
+        Self::from_sources(&sources)
+    }
+
+    /// [`Catalog::load`] as if `extra` (a path and its text) were in `dir`
+    /// too: checks a new definition against everything, before saving it.
+    pub fn load_with(dir: &Path, extra: Option<(&Path, &str)>) -> Result<Self> {
+        let mut files = Vec::new();
+        collect_sql_files(dir, &mut files).map_err(|e| {
+            StrataError::Usage(format!("cannot read sql_dir {}: {e}", dir.display()))
+        })?;
+        files.sort();
+        let mut sources = Vec::new();
+        for path in files {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| StrataError::definition(&path, 0, format!("cannot read: {e}")))?;
+            sources.push((path, text));
+        }
+        if let Some((p, t)) = extra {
+            sources.push((p.to_path_buf(), t.to_string()));
+        }
+        Self::from_sources(&sources)
+    }
+
+    /// Definitions from `(path, text)` pairs. Streams are added first, then
+    /// views in rounds, so a view may use streams and views of any file:
+    /// each round adds the views whose inputs are known; a round that adds
+    /// none reports the first failure.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Self> {
+        let mut catalog = Catalog::default();
+        let mut pending = Vec::new();
+        for (path, text) in sources {
+            for (stmt, at) in parse_file(path, text)? {
+                match stmt {
+                    Statement::CreateView(cv) => pending.push((cv, at)),
+                    other => catalog.add_statement(other, &at)?,
+                }
+            }
+        }
+        while !pending.is_empty() {
+            let mut failed = Vec::new();
+            let mut first_error = None;
+            let before = pending.len();
+            for (cv, at) in pending {
+                match catalog.add_statement(Statement::CreateView(cv.clone()), &at) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        failed.push((cv, at));
+                    }
+                }
+            }
+            if failed.len() == before {
+                return Err(first_error.expect("a view failed"));
+            }
+            pending = failed;
         }
         Ok(catalog)
     }
@@ -192,22 +248,20 @@ impl Catalog {
         })
     }
 
-    /// Parse `text` (from `path`) and add its definitions.
+    /// Parse `text` (from `path`) and add its definitions, in order.
     pub fn add_sql(&mut self, path: &Path, text: &str) -> Result<()> {
-        let statements = Parser::parse_sql(&PostgreSqlDialect {}, text).map_err(|e| {
-            let msg = e.to_string();
-            let line = line_from_parser_message(&msg).unwrap_or(1);
-            StrataError::definition(path, line, msg.trim_start_matches("sql parser error: "))
-        })?;
-        for stmt in statements {
-            let line = line_of(ast::Spanned::span(&stmt)).unwrap_or(1);
-            let at = SourceLocation {
-                path: path.to_path_buf(),
-                line,
-            };
+        for (stmt, at) in parse_file(path, text)? {
+            self.add_statement(stmt, &at)?;
+        }
+        Ok(())
+    }
+
+    fn add_statement(&mut self, stmt: Statement, at: &SourceLocation) -> Result<()> {
+        let (path, line) = (&at.path, at.line);
+        {
             match stmt {
                 Statement::CreateTable(ct) => {
-                    let stream = parse_stream(&ct, &at)?;
+                    let stream = parse_stream(&ct, at)?;
                     if let Some(prev) = self.name_taken(&stream.name) {
                         return Err(StrataError::definition(
                             path,
@@ -221,7 +275,7 @@ impl Catalog {
                     self.streams.insert(stream.name.clone(), stream);
                 }
                 Statement::CreateView(cv) => {
-                    let view = crate::catalog::views::parse_view(self, &cv, &at)?;
+                    let view = crate::catalog::views::parse_view(self, &cv, at)?;
                     if let Some(prev) = self.name_taken(&view.name) {
                         return Err(StrataError::definition(
                             path,
@@ -262,6 +316,26 @@ impl Catalog {
                 },
             })
     }
+}
+
+/// The statements of one file, each with where it starts.
+fn parse_file(path: &Path, text: &str) -> Result<Vec<(Statement, SourceLocation)>> {
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, text).map_err(|e| {
+        let msg = e.to_string();
+        let line = line_from_parser_message(&msg).unwrap_or(1);
+        StrataError::definition(path, line, msg.trim_start_matches("sql parser error: "))
+    })?;
+    Ok(statements
+        .into_iter()
+        .map(|stmt| {
+            let line = line_of(ast::Spanned::span(&stmt)).unwrap_or(1);
+            let at = SourceLocation {
+                path: path.to_path_buf(),
+                line,
+            };
+            (stmt, at)
+        })
+        .collect())
 }
 
 fn collect_sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -583,6 +657,11 @@ mod tests {
             ("CREATE MATERIALIZED VIEW a AS SELECT id FROM orders;\nCREATE MATERIALIZED VIEW b AS SELECT id FROM a;", "reads 'a', which is a view"),
             ("CREATE MATERIALIZED VIEW v WITH (mode = 'fast') AS SELECT id FROM orders;", "unknown option 'mode'"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) FROM orders GROUP BY country, id;", "GROUP BY expression"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT count(*) AS n FROM orders;", "an aggregate without GROUP BY"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders ORDER BY id LIMIT 10;", "LIMIT"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id, row_number() OVER (ORDER BY ts) AS r FROM orders;", "window functions"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT a.id FROM orders a JOIN orders b ON a.id = b.id;", "joins"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, array_agg(id) AS ids FROM orders GROUP BY country;", "array_agg() without ORDER BY"),
         ];
         for (sql, needle) in cases {
             let text = format!("{ORDERS}{CLICKS}{sql}");
@@ -593,5 +672,33 @@ mod tests {
             );
             assert!(e.contains(needle), "{sql}: {e}");
         }
+    }
+
+    #[test]
+    fn distinct_views_are_keyed_by_every_column_and_ordered_aggregates_pass() {
+        let c = parse(&format!(
+            "{ORDERS}CREATE MATERIALIZED VIEW d AS SELECT DISTINCT country, date_trunc('day', ts) AS day FROM orders;\n\
+             CREATE MATERIALIZED VIEW a AS SELECT country, array_agg(id ORDER BY id) AS ids FROM orders GROUP BY country;"
+        ))
+        .unwrap();
+        assert_eq!(c.view("d").unwrap().key, ["country", "day"]);
+        assert_eq!(c.view("a").unwrap().key, ["country"]);
+    }
+
+    #[test]
+    fn views_may_use_definitions_of_files_that_sort_after_them() {
+        let sources = vec![
+            (PathBuf::from("a_views.sql"), "CREATE VIEW top AS SELECT country FROM by_country;\nCREATE MATERIALIZED VIEW by_country AS SELECT country, count(*) AS n FROM orders GROUP BY country;".to_string()),
+            (PathBuf::from("z_streams.sql"), ORDERS.to_string()),
+        ];
+        let c = Catalog::from_sources(&sources).unwrap();
+        assert_eq!(c.views.len(), 2);
+        // A view whose input exists nowhere still fails, naming itself.
+        let bad = vec![(
+            PathBuf::from("v.sql"),
+            "CREATE VIEW v AS SELECT * FROM nothing;".to_string(),
+        )];
+        let e = Catalog::from_sources(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("v.sql:1: view 'v'"), "{e}");
     }
 }

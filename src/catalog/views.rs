@@ -108,6 +108,12 @@ pub(super) fn parse_view(
                 "uses the non-deterministic function {f}(): a materialized view must give the same rows for the same log"
             )));
         }
+        if let Some(f) = first_order_dependent(&plan)? {
+            return Err(err(format!(
+                "uses {f}() without ORDER BY: its result depends on the order rows are read in; add ORDER BY inside the call"
+            )));
+        }
+        check_mergeable(&plan).map_err(err)?;
         key = match key_option {
             Some(k) => k,
             None => default_key(&plan).map_err(err)?,
@@ -180,12 +186,83 @@ fn first_non_deterministic(plan: &LogicalPlan) -> Result<Option<String>> {
     Ok(found)
 }
 
-/// The output columns that hold the GROUP BY expressions; empty for a view
-/// without GROUP BY.
+/// Aggregates whose result depends on the order of their input rows
+/// unless the call orders it.
+const ORDER_DEPENDENT: &[&str] = &[
+    "array_agg",
+    "string_agg",
+    "first_value",
+    "last_value",
+    "nth_value",
+    "approx_percentile_cont",
+    "approx_percentile_cont_with_weight",
+    "approx_median",
+];
+
+fn first_order_dependent(plan: &LogicalPlan) -> Result<Option<String>> {
+    let mut found = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::AggregateFunction(f) = e {
+                    let name = f.func.name().to_lowercase();
+                    if ORDER_DEPENDENT.contains(&name.as_str()) && f.params.order_by.is_empty() {
+                        found = Some(name);
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(found)
+}
+
+/// Batch and speed each compute the view over part of the log and serving
+/// merges them per key (or unions them when keyless). That is right only
+/// for row-by-row views (projection, filter) and views grouped by their key.
+/// Reject the shapes where it is not.
+fn check_mergeable(plan: &LogicalPlan) -> std::result::Result<(), String> {
+    let mut problem = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        let what = match node {
+            LogicalPlan::Window(_) => Some("window functions"),
+            LogicalPlan::Limit(_) => Some("LIMIT"),
+            LogicalPlan::Join(_) => Some("joins"),
+            LogicalPlan::Subquery(_) => Some("subqueries"),
+            LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => {
+                Some("an aggregate without GROUP BY")
+            }
+            _ => None,
+        };
+        if let Some(w) = what {
+            problem = Some(w);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    match problem {
+        Some(w) => Err(format!(
+            "{w} cannot be maintained by merging a batch and a speed result; compute it in a plain CREATE VIEW over a materialized view"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The output columns that hold the GROUP BY expressions (every output
+/// column for SELECT DISTINCT); empty for a row-by-row view.
 fn default_key(plan: &LogicalPlan) -> std::result::Result<Vec<String>, String> {
     let mut node = plan;
-    while let LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Distinct(_) = node {
+    while let LogicalPlan::Sort(_) | LogicalPlan::Limit(_) = node {
         node = node.inputs()[0];
+    }
+    if let LogicalPlan::Distinct(_) = node {
+        return Ok(plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect());
     }
     let (projection, mut below) = match node {
         LogicalPlan::Projection(p) => (Some(p), p.input.as_ref()),

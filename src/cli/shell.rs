@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::array::{RecordBatch, StringArray};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{self, Statement};
@@ -225,10 +226,13 @@ impl<'a> Shell<'a> {
         }
         self.strata.serve(&self.ctx).await?;
         let plan = self.ctx.state().create_logical_plan(sql).await?;
-        let host_files = matches!(
-            plan,
-            LogicalPlan::Copy(_) | LogicalPlan::Ddl(DdlStatement::CreateExternalTable(_))
-        );
+        // Anywhere in the plan: EXPLAIN ANALYZE COPY … runs the COPY too.
+        let host_files = plan.exists(|node| {
+            Ok(matches!(
+                node,
+                LogicalPlan::Copy(_) | LogicalPlan::Ddl(DdlStatement::CreateExternalTable(_))
+            ))
+        })?;
         if host_files && !self.allow_host_files {
             return Err(StrataError::Usage(
                 "CREATE EXTERNAL TABLE and COPY read or write host files: start the shell with --allow-host-files to allow them".into(),
@@ -277,6 +281,11 @@ impl<'a> Shell<'a> {
 
     /// `CREATE …`: validate against the catalog, save to `sql_dir`, serve.
     async fn define(&mut self, sql: &str, name: &str, kind: &str) -> Result<()> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StrataError::Usage(format!(
+                "'{name}': names of definitions made in the shell are letters, digits and _ (they name the file in sql_dir)"
+            )));
+        }
         let dir = self.strata.config.sql_dir.clone();
         let path = dir.join(format!("{name}.sql"));
         if path.exists() {
@@ -286,8 +295,7 @@ impl<'a> Shell<'a> {
             )));
         }
         let text = format!("{};\n", sql.trim().trim_end_matches(';').trim());
-        let mut check = self.strata.catalog.clone();
-        check.add_sql(&path, &text)?;
+        crate::catalog::Catalog::load_with(&dir, Some((&path, &text)))?;
         std::fs::create_dir_all(&dir)?;
         std::fs::write(&path, &text)?;
         if let Err(e) = self.strata.reload_catalog() {
@@ -319,10 +327,32 @@ impl<'a> Shell<'a> {
                     c.0.last()
                         .and_then(|p| p.as_ident())
                         .map(normalize_ident)
-                        .unwrap_or_default()
+                        .ok_or_else(|| {
+                            StrataError::Usage(format!("INSERT column '{c}' is not a column name"))
+                        })
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()?
         };
+        for (i, c) in columns.iter().enumerate() {
+            if stream.schema.field_with_name(c).is_err() {
+                return Err(StrataError::Usage(format!(
+                    "stream '{}' has no column '{c}' (it has: {})",
+                    stream.name,
+                    stream
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if columns[..i].contains(c) {
+                return Err(StrataError::Usage(format!(
+                    "column '{c}' appears twice in the INSERT"
+                )));
+            }
+        }
         let source = insert
             .source
             .as_ref()
@@ -489,7 +519,9 @@ fn history_path() -> Option<PathBuf> {
 /// and what follows the last one. Semicolons inside quotes and comments
 /// do not count.
 pub fn split_statements(text: &str) -> Result<(Vec<String>, String)> {
+    // Without unescaping, tokens print back as written ('O''Brien' stays).
     let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .with_unescape(false)
         .tokenize()
         .map_err(|e| StrataError::Usage(format!("SQL: {e}")))?;
     let mut out = Vec::new();
@@ -516,5 +548,8 @@ mod tests {
         let (s, rest) = split_statements("SELECT ';' AS a;\nSELECT 2; -- x;\nSELECT").unwrap();
         assert_eq!(s, ["SELECT ';' AS a", "SELECT 2"]);
         assert_eq!(rest.trim(), "-- x;\nSELECT");
+        // Quotes inside literals survive the split.
+        let (s, _) = split_statements("SELECT 'O''Brien' AS n; SELECT \"a\"\"b\" FROM t;").unwrap();
+        assert_eq!(s, ["SELECT 'O''Brien' AS n", "SELECT \"a\"\"b\" FROM t"]);
     }
 }

@@ -14,6 +14,13 @@ use super::{CommitOutcome, CommitRecord, InputSource, StreamLog, COMMIT_FORMAT};
 use crate::catalog::StreamDef;
 use crate::error::{Result, StrataError};
 
+/// The reader's error when the writer stopped taking batches.
+const ABORTED: &str = "append aborted";
+
+fn is_aborted(e: &StrataError) -> bool {
+    matches!(e, StrataError::Usage(m) if m == ABORTED)
+}
+
 /// What to append.
 #[derive(Debug, Clone, Default)]
 pub struct AppendRequest {
@@ -56,7 +63,7 @@ pub async fn append_inputs(
         let mut rows = 0;
         let mut sink = |batch: RecordBatch| {
             tx.blocking_send(batch)
-                .map_err(|_| StrataError::Usage("append aborted".into()))
+                .map_err(|_| StrataError::Usage(ABORTED.into()))
         };
         for input in &inputs {
             rows += read_input(input, &def, opts, &mut sink, progress.as_ref())?;
@@ -153,9 +160,17 @@ async fn finish_append(
     let store = log.store().clone();
     let files = match (written, read) {
         (Ok(files), Ok(_)) => files,
-        // A read error is the cause; a write error after it is only the
-        // closed channel.
-        (Ok(files), Err(e)) | (Err((_, files)), Err(e)) | (Err((e, files)), Ok(_)) => {
+        // One side failing closes the channel under the other: report the
+        // failure, not the closed channel.
+        (Err((write_err, files)), Err(read_err)) => {
+            delete_files(&store, &stream.name, &files).await;
+            return Err(if is_aborted(&read_err) {
+                write_err
+            } else {
+                read_err
+            });
+        }
+        (Ok(files), Err(e)) | (Err((e, files)), Ok(_)) => {
             delete_files(&store, &stream.name, &files).await;
             return Err(e);
         }

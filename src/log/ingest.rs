@@ -533,6 +533,9 @@ pub fn conform(
                 cast
             }
         };
+        if name == &stream.event_time {
+            check_event_time(&column, name, locate)?;
+        }
         if !field.is_nullable() && column.null_count() > 0 {
             let i = (0..column.len()).find(|&i| column.is_null(i)).unwrap_or(0);
             return Err(StrataError::input(
@@ -543,6 +546,33 @@ pub fn conform(
         columns.push(column);
     }
     Ok(RecordBatch::try_new(stream.schema.clone(), columns)?)
+}
+
+/// Event times must be dates a calendar can show: they name the partition
+/// directory of their file.
+fn check_event_time(column: &ArrayRef, name: &str, locate: &dyn Fn(usize) -> String) -> Result<()> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
+    const DAY_US: i64 = 86_400_000_000;
+    let values = column.as_primitive::<TimestampMicrosecondType>();
+    for (i, v) in values.iter().enumerate() {
+        let Some(v) = v else { continue };
+        // A day of margin keeps partition arithmetic inside the range too.
+        let shown = v
+            .checked_sub(DAY_US)
+            .zip(v.checked_add(DAY_US))
+            .and_then(|(lo, hi)| {
+                chrono::DateTime::from_timestamp_micros(lo)
+                    .zip(chrono::DateTime::from_timestamp_micros(hi))
+            });
+        if shown.is_none() {
+            return Err(StrataError::input(
+                locate(i),
+                format!("column '{name}': event time {v} µs since 1970 is out of range"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A value for an error message: quoted, and cut if long.

@@ -232,7 +232,15 @@ impl StreamLog {
             .buffered(16)
             .try_collect()
             .await?;
-        self.commits = records.into_iter().flatten().collect();
+        let mut commits = Vec::with_capacity(records.len());
+        for (n, record) in records.into_iter().enumerate() {
+            commits.push(record.ok_or_else(|| StrataError::CorruptLog {
+                stream: self.stream.clone(),
+                commit: n as u64,
+                message: "listed, but cannot be read".into(),
+            })?);
+        }
+        self.commits = commits;
         Ok(())
     }
 

@@ -174,7 +174,7 @@ fn kill_dash_nine_during_batch_keeps_the_previous_version_served() {
                     .view_state(strata.catalog.view(view).unwrap())
                     .await
                     .unwrap();
-                let latest = state.latest.expect("a version is always served");
+                let latest = state.served.expect("a version is always served");
                 for f in &latest.files {
                     assert!(
                         p.store_dir().join(&f.path).is_file(),

@@ -279,6 +279,44 @@ async fn a_changed_definition_is_served_from_speed_until_rebatched() {
 }
 
 #[tokio::test]
+async fn the_version_of_the_current_definition_is_served_even_if_not_newest() {
+    let p = lambda_project();
+    let defs = p.path().join("sql/defs.sql");
+    let original = std::fs::read_to_string(&defs).unwrap();
+    let mut strata = p.strata();
+    let history = events(800, 14, 0, 8, 1, 0.0);
+    append(&mut strata, &history).await;
+    let v1 = strata
+        .batch(&["large_orders".into()], &|_, _| {})
+        .await
+        .unwrap()
+        .remove(0);
+    // Another definition publishes v2; then the original definition returns.
+    std::fs::write(
+        &defs,
+        original.replace("WHERE amount >= 1000", "WHERE amount >= 2000"),
+    )
+    .unwrap();
+    let v2 = p
+        .strata()
+        .batch(&["large_orders".into()], &|_, _| {})
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((v1.version, v2.version), (1, 2));
+    std::fs::write(&defs, &original).unwrap();
+    let mut strata = p.strata();
+    let state = strata
+        .view_state(strata.catalog.view("large_orders").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(state.latest.unwrap().version, 2);
+    assert_eq!(state.served.unwrap().version, 1);
+    let want = oracle(&query_of(&strata, "large_orders"), &history).await;
+    assert_eq!(served(&mut strata, "large_orders").await, want);
+}
+
+#[tokio::test]
 async fn the_speed_layer_cap_asks_for_a_batch() {
     let p = lambda_project();
     std::fs::write(

@@ -151,3 +151,33 @@ fn non_interactive_command_file_and_stdin() {
         .success();
     assert!(std::fs::read_to_string(out).unwrap().contains('1'));
 }
+
+#[test]
+fn bad_inserts_and_host_file_tricks_are_refused() {
+    let p = seeded();
+    let cases = [
+        ("INSERT INTO orders (order_id, ts, contry, product, quantity, amount) VALUES (1, '2026-11-01T00:00:00Z', 'US', 'p', 1, 1);", "no column 'contry'"),
+        ("INSERT INTO orders (order_id, order_id) VALUES (1, 2);", "appears twice"),
+        ("INSERT INTO orders VALUES (1, 2);", "names 6 columns but gives 2"),
+        ("INSERT INTO orders VALUES (1, -9223372036854775807, 'US', 'p', 1, 1);", "out of range"),
+        ("INSERT INTO revenue_hourly VALUES (1);", "unknown stream 'revenue_hourly'"),
+        ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv';", "--allow-host-files"),
+        ("CREATE VIEW \"../escape\" AS SELECT 1;", "letters, digits and _"),
+    ];
+    let before = p.store_tree();
+    for (sql, needle) in cases {
+        p.cmd()
+            .args(["shell", "-c", sql])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(needle));
+    }
+    assert_eq!(p.store_tree(), before, "nothing was appended");
+    assert!(!p.path().join("x.csv").exists());
+    // A quoted quote is kept: the name round-trips through INSERT.
+    p.cmd()
+        .args(["shell", "-c", "INSERT INTO orders VALUES (90009, '2026-11-02T00:00:00Z', 'IE', 'O''Brien''s', 1, 1);\n\\format csv\nSELECT product FROM orders WHERE order_id = 90009;"])
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with("product\nO'Brien's\n"));
+}
