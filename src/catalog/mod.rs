@@ -142,18 +142,7 @@ pub struct Catalog {
 impl Catalog {
     /// Read every `*.sql` file under `dir` (recursively, in path order).
     pub fn load(dir: &Path) -> Result<Self> {
-        let mut files = Vec::new();
-        collect_sql_files(dir, &mut files).map_err(|e| {
-            StrataError::Usage(format!("cannot read sql_dir {}: {e}", dir.display()))
-        })?;
-        files.sort();
-        let mut sources = Vec::new();
-        for path in files {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| StrataError::definition(&path, 0, format!("cannot read: {e}")))?;
-            sources.push((path, text));
-        }
-        Self::from_sources(&sources)
+        Self::load_with(dir, None)
     }
 
     /// [`Catalog::load`] as if `extra` (a path and its text) were in `dir`
