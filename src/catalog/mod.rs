@@ -79,6 +79,15 @@ impl StreamDef {
             .expect("event_time column is checked when the stream is parsed")
     }
 
+    /// Names of the declared columns, in order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
     /// A stable fingerprint of the declared schema (names, types, nullability).
     pub fn schema_fingerprint(&self) -> String {
         let mut h = Sha256::new();

@@ -313,12 +313,7 @@ impl<'a> Shell<'a> {
         let target = target.trim_matches('"').to_string();
         let stream = self.strata.catalog.stream(&target)?.clone();
         let columns: Vec<String> = if insert.columns.is_empty() {
-            stream
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
+            stream.column_names()
         } else {
             insert
                 .columns
@@ -338,13 +333,7 @@ impl<'a> Shell<'a> {
                 return Err(StrataError::Usage(format!(
                     "stream '{}' has no column '{c}' (it has: {})",
                     stream.name,
-                    stream
-                        .schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    stream.column_names().join(", ")
                 )));
             }
             if columns[..i].contains(c) {
@@ -387,6 +376,16 @@ impl<'a> Shell<'a> {
         Ok(())
     }
 
+    /// Print one small result (\\d output) in the current format.
+    fn print_one(&self, batch: RecordBatch) -> Result<()> {
+        print_batches(
+            &batch.schema(),
+            &[batch],
+            self.format,
+            &mut std::io::stdout().lock(),
+        )
+    }
+
     fn list(&self) -> Result<()> {
         let c = &self.strata.catalog;
         let mut name = Vec::new();
@@ -418,12 +417,7 @@ impl<'a> Shell<'a> {
             ("kind", Arc::new(StringArray::from(kind)) as _),
             ("detail", Arc::new(StringArray::from(detail)) as _),
         ])?;
-        print_batches(
-            &batch.schema(),
-            &[batch],
-            self.format,
-            &mut std::io::stdout().lock(),
-        )
+        self.print_one(batch)
     }
 
     async fn describe(&mut self, name: &str) -> Result<()> {
@@ -497,12 +491,7 @@ impl<'a> Shell<'a> {
                 )) as _,
             ),
         ])?;
-        print_batches(
-            &batch.schema(),
-            &[batch],
-            self.format,
-            &mut std::io::stdout().lock(),
-        )?;
+        self.print_one(batch)?;
         println!("{about}");
         Ok(())
     }

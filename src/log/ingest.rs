@@ -190,20 +190,11 @@ fn text_schema(names: &[String]) -> SchemaRef {
     ))
 }
 
-fn declared_names(stream: &StreamDef) -> Vec<String> {
-    stream
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect()
-}
-
 fn unknown_column(stream: &StreamDef, column: &str) -> String {
     format!(
         "column '{column}' is not declared by stream '{}' (it has: {}); pass --ignore-extra-columns to drop it",
         stream.name,
-        declared_names(stream).join(", ")
+        stream.column_names().join(", ")
     )
 }
 
@@ -224,7 +215,7 @@ impl<R: Read> Read for Counting<'_, R> {
 impl Reader<'_> {
     fn ndjson(&mut self) -> Result<()> {
         let (name, stream, opts) = (self.name.clone(), self.stream, self.opts);
-        let schema = text_schema(&declared_names(stream));
+        let schema = text_schema(&stream.column_names());
         let mut reader = self.text(256 * 1024)?;
         let mut chunk: Vec<u8> = Vec::with_capacity(NDJSON_CHUNK_BYTES + 64 * 1024);
         // Line number of each non-blank line in `chunk`: row i of the decoded batch.
