@@ -137,7 +137,7 @@ pub async fn served_version(
 }
 
 /// Canonical order: the key columns, then every column.
-fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
+pub fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
     let mut names: Vec<&str> = view.key.iter().map(String::as_str).collect();
     for f in view.schema.fields() {
         if !names.contains(&f.name().as_str()) {
@@ -168,18 +168,92 @@ fn version_writer_properties() -> WriterProperties {
         .build()
 }
 
-struct PartWriter {
+/// Writes sorted rows as the part files of a version: fixed-size chunks,
+/// fixed writer settings, so the same rows give the same bytes.
+pub(crate) struct PartWriter {
     store: Arc<dyn ObjectStore>,
     schema: SchemaRef,
     prefix: String,
     attempt: String,
     writer: Option<ArrowWriter<Vec<u8>>>,
     rows_in_part: usize,
-    files: Vec<PartFile>,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pub files: Vec<PartFile>,
+    pub rows: u64,
     hasher: Sha256,
 }
 
 impl PartWriter {
+    /// Parts go to `<prefix>/part-NNNNN-<attempt>.parquet`.
+    pub fn new(store: Arc<dyn ObjectStore>, schema: SchemaRef, prefix: String) -> Self {
+        Self {
+            store,
+            schema,
+            prefix,
+            attempt: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            writer: None,
+            rows_in_part: 0,
+            pending: Vec::new(),
+            pending_rows: 0,
+            files: Vec::new(),
+            rows: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Add rows (in their final order; the columns are taken under the
+    /// declared schema's names). Returns the rows written out so far by
+    /// this call.
+    pub async fn push(&mut self, batch: &RecordBatch) -> Result<u64> {
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending_rows < CHUNK_ROWS {
+            return Ok(0);
+        }
+        let all = concat_batches(&self.schema, &self.pending)?;
+        self.pending.clear();
+        let whole = all.num_rows() / CHUNK_ROWS * CHUNK_ROWS;
+        for start in (0..whole).step_by(CHUNK_ROWS) {
+            self.write(&all.slice(start, CHUNK_ROWS)).await?;
+        }
+        self.pending_rows = all.num_rows() - whole;
+        if self.pending_rows > 0 {
+            self.pending.push(all.slice(whole, self.pending_rows));
+        }
+        self.rows += whole as u64;
+        Ok(whole as u64)
+    }
+
+    /// Write what is pending and close the last part (an empty result is
+    /// still one file, with the schema). Returns the rows written by it.
+    pub async fn finish(&mut self) -> Result<u64> {
+        let rest = self.pending_rows as u64;
+        if self.pending_rows > 0 {
+            let batch = concat_batches(&self.schema, &self.pending)?;
+            self.pending.clear();
+            self.pending_rows = 0;
+            self.write(&batch).await?;
+        }
+        self.rows += rest;
+        self.finish_part().await?;
+        if self.files.is_empty() {
+            self.writer = Some(ArrowWriter::try_new(
+                Vec::new(),
+                self.schema.clone(),
+                Some(version_writer_properties()),
+            )?);
+            self.finish_part().await?;
+        }
+        Ok(rest)
+    }
+
+    /// SHA-256 over the part files' bytes, in order.
+    pub fn content_hash(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     async fn write(&mut self, chunk: &RecordBatch) -> Result<()> {
         let mut offset = 0;
         while offset < chunk.num_rows() {
@@ -242,58 +316,19 @@ pub async fn run_batch(
     let started = Instant::now();
     let latest = list_versions(store, &view.name).await?.last().copied();
     let mut version = latest.map_or(1, |v| v + 1);
-    let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-    let mut parts = PartWriter {
-        store: store.clone(),
-        schema: view.schema.clone(),
-        prefix: format!("views/{}/v{version}", view.name),
-        attempt,
-        writer: None,
-        rows_in_part: 0,
-        files: Vec::new(),
-        hasher: Sha256::new(),
-    };
+    let mut parts = PartWriter::new(
+        store.clone(),
+        view.schema.clone(),
+        format!("views/{}/v{version}", view.name),
+    );
     let mut stream = recompute(ctx, view).await?;
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut pending_rows = 0;
-    let mut rows: u64 = 0;
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        // Sorted output must keep the declared schema (names, types).
-        let batch = RecordBatch::try_new(view.schema.clone(), batch.columns().to_vec())?;
-        pending_rows += batch.num_rows();
-        pending.push(batch);
-        if pending_rows >= CHUNK_ROWS {
-            let all = concat_batches(&view.schema, &pending)?;
-            pending.clear();
-            let whole = all.num_rows() / CHUNK_ROWS * CHUNK_ROWS;
-            for start in (0..whole).step_by(CHUNK_ROWS) {
-                parts.write(&all.slice(start, CHUNK_ROWS)).await?;
-            }
-            pending_rows = all.num_rows() - whole;
-            if pending_rows > 0 {
-                pending.push(all.slice(whole, pending_rows));
-            }
-            rows += whole as u64;
-            progress(whole as u64);
-        }
+        let written = parts.push(&batch?).await?;
+        progress(written);
     }
-    if pending_rows > 0 {
-        let rest = concat_batches(&view.schema, &pending)?;
-        parts.write(&rest).await?;
-        rows += pending_rows as u64;
-        progress(pending_rows as u64);
-    }
-    parts.finish_part().await?;
-    if parts.files.is_empty() {
-        // An empty view is still a version: one file with the schema.
-        parts.writer = Some(ArrowWriter::try_new(
-            Vec::new(),
-            view.schema.clone(),
-            Some(version_writer_properties()),
-        )?);
-        parts.finish_part().await?;
-    }
+    let written = parts.finish().await?;
+    progress(written);
+    let rows = parts.rows;
     let mut record = VersionRecord {
         format: VERSION_FORMAT,
         view: view.name.clone(),
@@ -302,7 +337,7 @@ pub async fn run_batch(
         watermark: snapshot.head(),
         sql_hash: view.sql_hash(),
         rows,
-        content_hash: hex::encode(parts.hasher.finalize()),
+        content_hash: parts.content_hash(),
         duration_ms: started.elapsed().as_millis() as u64,
         files: parts.files,
     };

@@ -41,6 +41,38 @@ pub struct ConfigFile {
     /// Most bytes of events the speed layer holds in memory per stream.
     #[serde(default = "default_speed_max_bytes")]
     pub speed_max_bytes: u64,
+    /// Kappa replay settings.
+    #[serde(default)]
+    pub kappa: KappaConfig,
+}
+
+/// The `[kappa]` table of `strata.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KappaConfig {
+    /// Checkpoint after this many commits (0: only when a replay stops or
+    /// catches up).
+    pub checkpoint_commits: u64,
+    /// Or after this many seconds of replay (0: never by time).
+    pub checkpoint_seconds: u64,
+    /// Checkpoints kept per view.
+    pub retain_checkpoints: usize,
+    /// How often `replay --follow` looks for new commits, in milliseconds.
+    pub poll_ms: u64,
+    /// Relative tolerance `verify` allows for floating-point columns.
+    pub float_tolerance: f64,
+}
+
+impl Default for KappaConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_commits: 100,
+            checkpoint_seconds: 30,
+            retain_checkpoints: 3,
+            poll_ms: 500,
+            float_tolerance: 1e-9,
+        }
+    }
 }
 
 fn default_retain_versions() -> usize {
@@ -67,6 +99,7 @@ impl Default for ConfigFile {
             mode: Mode::default(),
             retain_versions: default_retain_versions(),
             speed_max_bytes: default_speed_max_bytes(),
+            kappa: KappaConfig::default(),
         }
     }
 }
@@ -81,6 +114,7 @@ pub struct Config {
     pub mode: Mode,
     pub retain_versions: usize,
     pub speed_max_bytes: u64,
+    pub kappa: KappaConfig,
 }
 
 /// Where the store lives, resolved.
@@ -138,6 +172,11 @@ impl Config {
             mode: file.mode,
             retain_versions: file.retain_versions.max(1),
             speed_max_bytes: file.speed_max_bytes,
+            kappa: KappaConfig {
+                retain_checkpoints: file.kappa.retain_checkpoints.max(1),
+                poll_ms: file.kappa.poll_ms.max(10),
+                ..file.kappa
+            },
         })
     }
 
@@ -183,6 +222,16 @@ retain_versions = 3
 # speed_max_bytes: most bytes of events held in memory per stream by the
 # speed layer; past it, queries ask you to run `strata batch`.
 speed_max_bytes = 1073741824
+
+# Kappa mode: `strata replay` maintains every materialized view by replaying
+# the log; it checkpoints state every N commits or T seconds.
+[kappa]
+checkpoint_commits = 100
+checkpoint_seconds = 30
+retain_checkpoints = 3
+poll_ms = 500
+# verify compares floating-point columns within this relative tolerance.
+float_tolerance = 1e-9
 "#;
 
 /// The example stream definition written by `strata init`.

@@ -13,8 +13,12 @@ use serde::Serialize;
 
 use crate::batch::{self, VersionRecord};
 use crate::catalog::{Catalog, ViewDef};
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::error::Result;
+use crate::kappa::verify::VerifyReport;
+use crate::kappa::{
+    self, plan::KappaPlan, ReplayEvent, ReplayOptions, ReplayReport, ViewProcessor,
+};
 use crate::log::{
     append_batches, append_inputs, AppendOutcome, AppendRequest, LogTable, Snapshot, StreamLog,
 };
@@ -64,6 +68,10 @@ pub struct ViewStatus {
     pub speed_bytes: u64,
     /// Event time the batch version is behind the head, in seconds.
     pub behind_seconds: Option<f64>,
+    /// The newest Kappa checkpoint of the current definition, if any.
+    pub kappa_checkpoint: Option<u64>,
+    /// Commits that checkpoint reflects (`0..kappa_commits`).
+    pub kappa_commits: Option<u64>,
 }
 /// Per-stream summary for `strata status`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -176,6 +184,9 @@ impl Strata {
     /// replacing what an earlier call registered: a long-lived session (the
     /// shell) calls this before each statement to stay fresh.
     pub async fn serve(&mut self, ctx: &SessionContext) -> Result<()> {
+        if self.config.mode == Mode::Kappa {
+            return self.serve_kappa(ctx).await;
+        }
         let snapshots = self.snapshots().await?;
         let url = ObjectStoreUrl::parse(STORE_URL)?;
         let mut states = Vec::new();
@@ -220,6 +231,10 @@ impl Strata {
                 Arc::new(ViewTable::new(view, files, speed_rows, url.clone())),
             )?;
         }
+        self.register_plain_views(ctx).await
+    }
+
+    async fn register_plain_views(&self, ctx: &SessionContext) -> Result<()> {
         for view in self.catalog.views.iter().filter(|v| !v.materialized) {
             ctx.sql(&format!(
                 "CREATE OR REPLACE VIEW \"{}\" AS {}",
@@ -230,6 +245,31 @@ impl Strata {
             .await?;
         }
         Ok(())
+    }
+
+    /// Kappa mode: streams at the head; each view from the output of its
+    /// newest checkpoint (empty until the first `strata replay`).
+    async fn serve_kappa(&mut self, ctx: &SessionContext) -> Result<()> {
+        let snapshots = self.snapshots().await?;
+        let url = ObjectStoreUrl::parse(STORE_URL)?;
+        for (name, snapshot) in &snapshots {
+            let def = self.catalog.stream(name)?.clone();
+            let log = LogTable::new(def, snapshot, url.clone());
+            ctx.deregister_table(name.as_str())?;
+            ctx.register_table(name.as_str(), Arc::new(StreamTable::new(log, Vec::new())))?;
+        }
+        for view in self.catalog.materialized() {
+            let files = kappa::checkpoint::latest_checkpoint(&self.store, view, None)
+                .await?
+                .map(|c| c.output)
+                .unwrap_or_default();
+            ctx.deregister_table(view.name.as_str())?;
+            ctx.register_table(
+                view.name.as_str(),
+                Arc::new(ViewTable::new(view.clone(), files, Vec::new(), url.clone())),
+            )?;
+        }
+        self.register_plain_views(ctx).await
     }
 
     /// Read `sql_dir` again (after a definition was added).
@@ -247,6 +287,212 @@ impl Strata {
         Ok(())
     }
 
+    /// The materialized views named (all of them when `views` is empty).
+    pub fn materialized_views(&self, views: &[String]) -> Result<Vec<ViewDef>> {
+        if views.is_empty() {
+            return Ok(self.catalog.materialized().cloned().collect());
+        }
+        views
+            .iter()
+            .map(|n| {
+                let v = self.catalog.view(n)?;
+                if !v.materialized {
+                    return Err(crate::StrataError::Usage(format!(
+                        "view '{}' is a plain view: it is computed at query time and is not materialized",
+                        v.name
+                    )));
+                }
+                Ok(v.clone())
+            })
+            .collect()
+    }
+
+    /// Compile `views` for Kappa (refusing what cannot be maintained).
+    pub async fn kappa_plans(
+        &self,
+        ctx: &SessionContext,
+        views: &[ViewDef],
+    ) -> Result<Vec<KappaPlan>> {
+        let mut out = Vec::new();
+        for view in views {
+            let stream = self.catalog.stream(&view.stream)?;
+            out.push(kappa::plan::compile(ctx, view, stream).await?);
+        }
+        Ok(out)
+    }
+
+    /// Replay the log through `views` (all materialized views when empty),
+    /// resuming from their checkpoints; see [`ReplayOptions`].
+    pub async fn replay(
+        &mut self,
+        views: &[String],
+        opts: ReplayOptions,
+        progress: &(dyn Fn(ReplayEvent) + Send + Sync),
+    ) -> Result<Vec<ReplayReport>> {
+        let selected = self.materialized_views(views)?;
+        let ctx = kappa::plan::kappa_context(&self.store)?;
+        let plans = self.kappa_plans(&ctx, &selected).await?;
+        let mut procs = Vec::new();
+        for plan in plans {
+            procs.push(
+                ViewProcessor::start(&self.store, plan, opts.from_scratch, opts.until_commits)
+                    .await?,
+            );
+        }
+        let started: Vec<u64> = procs.iter().map(|p| p.commits).collect();
+        let started_events: Vec<u64> = procs.iter().map(|p| p.events).collect();
+        let mut last: Vec<Option<u64>> = vec![None; procs.len()];
+        let retain = opts.retain;
+        'replay: loop {
+            let snapshots = self.snapshots().await?;
+            let end = |p: &ViewProcessor| {
+                let head = snapshots[&p.view().stream].commits().len() as u64;
+                opts.until_commits.map_or(head, |u| u.min(head))
+            };
+            let (mut commits, mut events) = (0, 0);
+            for p in &procs {
+                let todo = &snapshots[&p.view().stream].commits()
+                    [(p.commits.min(end(p))) as usize..end(p) as usize];
+                commits += todo.len() as u64;
+                events += todo.iter().map(|c| c.rows).sum::<u64>();
+            }
+            progress(ReplayEvent::Pending { commits, events });
+            for (i, p) in procs.iter_mut().enumerate() {
+                let snapshot = &snapshots[&p.view().stream];
+                while p.commits < end(p) {
+                    if opts.stopped() {
+                        break 'replay;
+                    }
+                    let commit = &snapshot.commits()[p.commits as usize];
+                    p.apply(&ctx, commit).await?;
+                    progress(ReplayEvent::Commit {
+                        view: p.view().name.clone(),
+                        commit: commit.commit,
+                        events: commit.rows,
+                    });
+                    if p.due(&opts.policy) {
+                        let (record, pause) = p.timed_checkpoint(&ctx, &self.store, retain).await?;
+                        last[i] = Some(record.seq);
+                        progress(ReplayEvent::Checkpoint { record, pause });
+                    }
+                }
+            }
+            if !opts.follow {
+                break;
+            }
+            // Caught up: make what was processed visible, then wait.
+            for (i, p) in procs.iter_mut().enumerate() {
+                if p.dirty() {
+                    let (record, pause) = p.timed_checkpoint(&ctx, &self.store, retain).await?;
+                    last[i] = Some(record.seq);
+                    progress(ReplayEvent::Checkpoint { record, pause });
+                }
+            }
+            progress(ReplayEvent::Idle);
+            if opts.stopped() {
+                break;
+            }
+            opts.wait().await;
+            if opts.stopped() {
+                break;
+            }
+        }
+        let mut reports = Vec::new();
+        for (i, p) in procs.iter_mut().enumerate() {
+            // Stopping always leaves a checkpoint of what was processed (and
+            // a first replay of an empty log still publishes an empty view).
+            if p.dirty() || (p.resumed.is_none() && last[i].is_none()) {
+                let (record, pause) = p.timed_checkpoint(&ctx, &self.store, retain).await?;
+                last[i] = Some(record.seq);
+                progress(ReplayEvent::Checkpoint { record, pause });
+            }
+            let rows = match last[i] {
+                Some(seq) => kappa::checkpoint::read_checkpoint(&self.store, &p.view().name, seq)
+                    .await?
+                    .map_or(0, |r| r.rows),
+                None => p.resumed.as_ref().map_or(0, |r| r.rows),
+            };
+            reports.push(ReplayReport {
+                view: p.view().name.clone(),
+                commits: p.commits,
+                replayed: p.commits - started[i],
+                events: p.events - started_events[i],
+                resumed_at_commits: p.resumed.as_ref().map(|r| r.commits),
+                checkpoint: last[i].or(p.resumed.as_ref().map(|r| r.seq)),
+                rows,
+                holistic: p.plan.holistic.clone(),
+            });
+        }
+        Ok(reports)
+    }
+
+    /// Compare each view's Kappa result with its served batch version, at
+    /// that version's snapshot.
+    pub async fn verify(
+        &mut self,
+        views: &[String],
+        from_scratch: bool,
+    ) -> Result<Vec<VerifyReport>> {
+        let selected = self.materialized_views(views)?;
+        let ctx = kappa::plan::kappa_context(&self.store)?;
+        let plans = self.kappa_plans(&ctx, &selected).await?;
+        let snapshots = self.snapshots().await?;
+        let tolerance = self.config.kappa.float_tolerance;
+        let mut out = Vec::new();
+        for plan in plans {
+            let view = plan.view.clone();
+            let state = self.view_state(&view).await?;
+            let Some(version) = state.served else {
+                out.push(VerifyReport {
+                    view: view.name.clone(),
+                    verdict: "no batch".into(),
+                    batch_version: None,
+                    watermark: None,
+                    batch: None,
+                    kappa: None,
+                    float_columns: Vec::new(),
+                    tolerance,
+                    resumed_at_commits: None,
+                    differences: Vec::new(),
+                    note: Some(format!(
+                        "no batch version of the current definition: run `strata batch {}` first",
+                        view.name
+                    )),
+                });
+                continue;
+            };
+            let limit = version.watermark.map_or(0, |w| w + 1);
+            let snapshot = &snapshots[&view.stream];
+            let mut p = ViewProcessor::start(&self.store, plan, from_scratch, Some(limit)).await?;
+            for commit in &snapshot.commits()[p.commits as usize..limit as usize] {
+                p.apply(&ctx, commit).await?;
+            }
+            let kappa_rows = p.output(&ctx, &self.store).await?;
+            let batch_rows = kappa::read_parts(&self.store, &version.files).await?;
+            let batch_rows = kappa::canonical_rows(&ctx, &view, batch_rows).await?;
+            let cmp = kappa::verify::compare(&view, &batch_rows, &kappa_rows, tolerance)?;
+            out.push(VerifyReport {
+                view: view.name.clone(),
+                verdict: if cmp.differences.is_empty() && cmp.batch.rows == cmp.kappa.rows {
+                    "match"
+                } else {
+                    "MISMATCH"
+                }
+                .into(),
+                batch_version: Some(version.version),
+                watermark: version.watermark,
+                batch: Some(cmp.batch),
+                kappa: Some(cmp.kappa),
+                float_columns: cmp.float_columns,
+                tolerance,
+                resumed_at_commits: p.resumed.as_ref().map(|r| r.commits),
+                differences: cmp.differences,
+                note: None,
+            });
+        }
+        Ok(out)
+    }
+
     /// Recompute `views` (all materialized views when empty) from the head
     /// snapshot and publish a new version of each. `progress(view, rows)`
     /// reports rows written.
@@ -255,23 +501,7 @@ impl Strata {
         views: &[String],
         progress: &(dyn Fn(&str, u64) + Send + Sync),
     ) -> Result<Vec<VersionRecord>> {
-        let selected: Vec<ViewDef> = if views.is_empty() {
-            self.catalog.materialized().cloned().collect()
-        } else {
-            views
-                .iter()
-                .map(|n| {
-                    let v = self.catalog.view(n)?;
-                    if !v.materialized {
-                        return Err(crate::StrataError::Usage(format!(
-                            "view '{}' is a plain view: it is computed at query time and has no batch layer",
-                            v.name
-                        )));
-                    }
-                    Ok(v.clone())
-                })
-                .collect::<Result<_>>()?
-        };
+        let selected = self.materialized_views(views)?;
         // Pin each stream once: all its views see the same snapshot.
         let snapshots = self.snapshots().await?;
         let url = ObjectStoreUrl::parse(STORE_URL)?;
@@ -312,6 +542,7 @@ impl Strata {
                 .sync(&self.store, &def, snapshot, state.speed_after)
                 .await?;
             let tail = self.speed.stats(&view.stream, state.speed_after);
+            let checkpoint = kappa::checkpoint::latest_checkpoint(&self.store, &view, None).await?;
             let max_time =
                 |s: &Snapshot| s.commits().iter().filter_map(|c| c.max_event_time_us).max();
             let behind = match state.speed_after {
@@ -343,6 +574,8 @@ impl Strata {
                 speed_rows: tail.rows,
                 speed_bytes: tail.bytes,
                 behind_seconds: behind,
+                kappa_checkpoint: checkpoint.as_ref().map(|c| c.seq),
+                kappa_commits: checkpoint.as_ref().map(|c| c.commits),
             });
         }
         Ok(out)

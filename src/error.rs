@@ -44,6 +44,10 @@ pub enum StrataError {
     #[error("stream '{stream}': gave up after {attempts} commit attempts lost to other writers")]
     CommitContention { stream: String, attempts: u32 },
 
+    /// Kappa state or checkpoints are not in the shape they must be.
+    #[error("{0}")]
+    Kappa(String),
+
     /// The command line asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),

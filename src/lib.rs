@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 mod engine;
 pub mod error;
+pub mod kappa;
 pub mod log;
 pub mod sample;
 pub mod serving;

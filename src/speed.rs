@@ -134,17 +134,19 @@ pub async fn load_commit(
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for f in &commit.files {
-        let bytes = store
-            .get(&file_path(&commit.stream, f))
-            .await?
-            .bytes()
-            .await?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-        for b in reader {
-            out.push(b?);
-        }
+        out.extend(read_parquet(store, &file_path(&commit.stream, f)).await?);
     }
     Ok(out)
+}
+
+/// Read one Parquet file of the store into memory.
+pub async fn read_parquet(
+    store: &Arc<dyn ObjectStore>,
+    path: &object_store::path::Path,
+) -> Result<Vec<RecordBatch>> {
+    let bytes = store.get(path).await?.bytes().await?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
 /// Run `view`'s SQL over `events` (rows of its stream).

@@ -3,6 +3,7 @@
 mod command;
 mod demo;
 mod helper;
+pub mod kappa;
 pub mod print;
 pub mod shell;
 
@@ -75,6 +76,31 @@ pub enum Command {
     Batch {
         /// Views to recompute (default: every materialized view).
         views: Vec<String>,
+    },
+    /// Kappa: replay the log through the materialized views, resuming from their checkpoints.
+    Replay {
+        /// Views to replay (default: every materialized view).
+        views: Vec<String>,
+        /// Ignore checkpoints: reset state and replay from commit 0.
+        #[arg(long)]
+        from_scratch: bool,
+        /// Keep tailing new commits until Ctrl-C (which stops after a checkpoint).
+        #[arg(long)]
+        follow: bool,
+        /// Checkpoint every N commits (default: [kappa] checkpoint_commits; 0: only at the end).
+        #[arg(long, value_name = "N")]
+        checkpoint_every: Option<u64>,
+        /// Replay commits 0..=N only.
+        #[arg(long, value_name = "N")]
+        until_commit: Option<u64>,
+    },
+    /// Prove Kappa equals batch: replay each view to its batch snapshot and compare row by row.
+    Verify {
+        /// Views to verify (default: every materialized view).
+        views: Vec<String>,
+        /// Replay from commit 0 instead of resuming from a checkpoint.
+        #[arg(long)]
+        from_scratch: bool,
     },
     /// Show every stream (commits, rows, event-time range) and view (batch version, watermark, speed layer).
     Status {
@@ -209,6 +235,28 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 Command::Query { sql, format } => query(&mut strata, &sql, format).await,
                 Command::Batch { views } => batch(&mut strata, &views).await.map(|_| ()),
+                Command::Replay {
+                    views,
+                    from_scratch,
+                    follow,
+                    checkpoint_every,
+                    until_commit,
+                } => {
+                    let args = kappa::ReplayArgs {
+                        views,
+                        from_scratch,
+                        follow,
+                        checkpoint_every,
+                        until_commit,
+                    };
+                    kappa::replay(&mut strata, &args).await.map(|_| ())
+                }
+                Command::Verify {
+                    views,
+                    from_scratch,
+                } => kappa::verify(&mut strata, &views, from_scratch)
+                    .await
+                    .map(|_| ()),
                 Command::Status { format } => status(&mut strata, format).await,
                 Command::Demo => demo::run(&mut strata).await,
                 Command::Shell {
@@ -422,6 +470,19 @@ fn view_status_batch(rows: &[crate::ViewStatus]) -> Result<RecordBatch> {
             text(&|r| match r.behind_seconds {
                 Some(s) => format!("{:.0}s of event time", s),
                 None => "whole log".into(),
+            }),
+        ),
+        (
+            "kappa",
+            text(&|r| match (r.kappa_checkpoint, r.kappa_commits) {
+                (Some(c), Some(n)) => format!(
+                    "checkpoint {c}, {} behind",
+                    match r.head_commit {
+                        Some(h) => format!("{} commits", (h + 1).saturating_sub(n)),
+                        None => "0 commits".into(),
+                    }
+                ),
+                _ => "none".into(),
             }),
         ),
     ])?)

@@ -189,10 +189,15 @@ impl<'a> Shell<'a> {
             Command::Batch(views) => {
                 super::batch(self.strata, &views).await?;
             }
-            Command::Replay(_) | Command::Verify(_) => {
-                return Err(StrataError::Usage(
-                    "\\replay and \\verify need Kappa mode, which this version of strata does not have yet".into(),
-                ))
+            Command::Replay(views) => {
+                let args = super::kappa::ReplayArgs {
+                    views,
+                    ..Default::default()
+                };
+                super::kappa::replay(self.strata, &args).await?;
+            }
+            Command::Verify(views) => {
+                super::kappa::verify(self.strata, &views, false).await?;
             }
             Command::Include(file) => {
                 let text = std::fs::read_to_string(&file)

@@ -5,6 +5,7 @@ mod common;
 mod concurrency;
 mod crash;
 mod idempotency;
+mod kappa;
 mod lambda;
 mod log_roundtrip;
 mod malformed;

@@ -1,0 +1,532 @@
+//! Invariant 5 (Kappa): replaying the log commit by commit gives the batch
+//! layer's rows; checkpoints, resume after kill -9, --follow, verify.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use proptest::prelude::*;
+use strata::kappa::{CheckpointPolicy, ReplayOptions};
+use strata::Strata;
+
+use crate::common::{Project, ORDERS_SQL};
+use crate::lambda::{events, lambda_project, MATERIALIZED};
+
+/// Views beyond the samples: distinct counts and medians (state holds the
+/// values), HAVING over merged groups, floating-point aggregates.
+const EXTRA_VIEWS: &str = "
+CREATE MATERIALIZED VIEW country_mix AS
+SELECT country,
+       count(DISTINCT product) AS products,
+       median(quantity) AS median_quantity,
+       avg(amount) AS avg_amount,
+       stddev(CAST(amount AS DOUBLE)) AS amount_stddev
+FROM orders GROUP BY country;
+
+CREATE MATERIALIZED VIEW busy_products AS
+SELECT product, sum(quantity) AS units
+FROM orders GROUP BY product HAVING sum(quantity) > 50;
+";
+
+fn kappa_project(mode: &str) -> Project {
+    let p = lambda_project();
+    let views = std::fs::read_to_string(p.path().join("sql/defs.sql")).unwrap();
+    std::fs::write(
+        p.path().join("sql/defs.sql"),
+        format!("{views}\n{EXTRA_VIEWS}"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.config_path(),
+        format!("store = \"file://store\"\nmode = \"{mode}\"\n[kappa]\npoll_ms = 50\n"),
+    )
+    .unwrap();
+    p
+}
+
+fn options(every: u64) -> ReplayOptions {
+    ReplayOptions {
+        from_scratch: false,
+        follow: false,
+        until_commits: None,
+        policy: CheckpointPolicy {
+            every_commits: every,
+            every: None,
+        },
+        retain: 3,
+        poll: Duration::from_millis(50),
+        stop: None,
+    }
+}
+
+async fn append_commits(strata: &mut Strata, commits: &[Vec<RecordBatch>]) {
+    for c in commits {
+        strata
+            .append_batches("orders", c.clone(), None)
+            .await
+            .unwrap();
+    }
+}
+
+/// `n` events split into `parts` commits.
+fn split(n: u64, parts: usize, seed: u64) -> Vec<Vec<RecordBatch>> {
+    let per = n / parts as u64;
+    (0..parts)
+        .map(|i| {
+            events(
+                per,
+                seed + i as u64,
+                0,
+                30,
+                1 + (i as i64) * per as i64,
+                0.02,
+            )
+        })
+        .collect()
+}
+
+/// A query for each view's rows; float columns rounded (their last bits
+/// depend on how the history was split into commits and checkpoints).
+fn select(view: &str) -> String {
+    match view {
+        "country_mix" => "SELECT country, products, median_quantity, avg_amount, \
+                          round(amount_stddev, 6) AS amount_stddev FROM country_mix ORDER BY 1"
+            .to_string(),
+        v => format!("SELECT * FROM {v} ORDER BY 1, 2"),
+    }
+}
+
+/// Each view's served rows, as text.
+async fn served_all(strata: &mut Strata, views: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in views {
+        let (_, batches) = strata.query(&select(v)).await.unwrap();
+        out.push(
+            arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string(),
+        );
+    }
+    out
+}
+
+const ALL_VIEWS: [&str; 5] = [
+    "revenue_hourly",
+    "product_daily",
+    "large_orders",
+    "country_mix",
+    "busy_products",
+];
+
+#[tokio::test]
+async fn replay_then_verify_matches_batch_for_every_view() {
+    let p = kappa_project("lambda");
+    let mut strata = p.strata();
+    append_commits(&mut strata, &split(3000, 5, 10)).await;
+    let reports = strata.replay(&[], options(2), &|_| {}).await.unwrap();
+    assert_eq!(reports.len(), 5);
+    assert!(reports.iter().all(|r| r.commits == 5 && r.replayed == 5));
+    let mix = reports.iter().find(|r| r.view == "country_mix").unwrap();
+    assert!(
+        mix.holistic.iter().any(|h| h.contains("DISTINCT")),
+        "{mix:?}"
+    );
+    // Two more commits, then batch at the head: verify resumes from the
+    // checkpoint (5 commits) and replays the other two.
+    append_commits(&mut strata, &split(1000, 2, 99)).await;
+    strata.batch(&[], &|_, _| {}).await.unwrap();
+    let verified = strata.verify(&[], false).await.unwrap();
+    for r in &verified {
+        assert!(r.matched(), "{r:?}");
+        assert_eq!(r.watermark, Some(6));
+        assert_eq!(r.resumed_at_commits, Some(5), "{r:?}");
+        assert_eq!(
+            r.batch.as_ref().unwrap().rows,
+            r.kappa.as_ref().unwrap().rows
+        );
+    }
+    let floats = &verified
+        .iter()
+        .find(|r| r.view == "country_mix")
+        .unwrap()
+        .float_columns;
+    assert_eq!(floats, &["median_quantity", "amount_stddev"]);
+    // Exact columns hash the same on both sides.
+    let hourly = verified
+        .iter()
+        .find(|r| r.view == "revenue_hourly")
+        .unwrap();
+    assert_eq!(hourly.batch, hourly.kappa);
+    // From scratch too.
+    assert!(strata
+        .verify(&[], true)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.matched() && r.resumed_at_commits.is_none()));
+}
+
+#[tokio::test]
+async fn checkpointing_every_commit_or_never_gives_the_same_views() {
+    let p = kappa_project("kappa");
+    let mut strata = p.strata();
+    append_commits(&mut strata, &split(2000, 6, 20)).await;
+    strata.replay(&[], options(1), &|_| {}).await.unwrap();
+    let every = served_all(&mut strata, &ALL_VIEWS).await;
+    let mut never = options(0);
+    never.from_scratch = true;
+    let reports = strata.replay(&[], never, &|_| {}).await.unwrap();
+    assert!(reports.iter().all(|r| r.replayed == 6));
+    assert_eq!(served_all(&mut strata, &ALL_VIEWS).await, every);
+    assert!(every.iter().all(|v| !v.is_empty()));
+    // Kappa mode serves the replay's output: it equals the batch layer's.
+    strata.batch(&[], &|_, _| {}).await.unwrap();
+    let mut lambda = Strata::open(
+        strata::config::Config::resolve(
+            &p.config_path(),
+            toml::from_str("store = \"file://store\"").unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served_all(&mut lambda, &ALL_VIEWS).await, every);
+}
+
+#[tokio::test]
+async fn resume_after_a_partial_replay_counts_each_commit_once() {
+    let p = kappa_project("kappa");
+    let mut strata = p.strata();
+    append_commits(&mut strata, &split(1500, 5, 30)).await;
+    let mut first = options(0);
+    first.until_commits = Some(2);
+    let r = strata.replay(&[], first, &|_| {}).await.unwrap();
+    assert!(r.iter().all(|r| r.commits == 2));
+    // The view is served as of commit 1.
+    let (_, b) = strata
+        .query("SELECT sum(orders) FROM revenue_hourly")
+        .await
+        .unwrap();
+    assert_eq!(crate::common::count_of(&b), 600);
+    let r = strata.replay(&[], options(0), &|_| {}).await.unwrap();
+    assert!(r
+        .iter()
+        .all(|r| r.commits == 5 && r.replayed == 3 && r.resumed_at_commits == Some(2)));
+    let (_, b) = strata
+        .query("SELECT sum(orders) FROM revenue_hourly")
+        .await
+        .unwrap();
+    assert_eq!(crate::common::count_of(&b), 1500);
+    // Nothing new: a replay does nothing and writes nothing.
+    let r = strata.replay(&[], options(1), &|_| {}).await.unwrap();
+    assert!(r.iter().all(|r| r.replayed == 0));
+}
+
+#[test]
+fn verify_fails_with_the_differing_rows_when_a_batch_version_is_tampered_with() {
+    let p = kappa_project("lambda");
+    p.write("a.ndjson", crate::common::orders_ndjson(0..400));
+    p.write("b.ndjson", crate::common::orders_ndjson(400..700));
+    for f in ["a.ndjson", "b.ndjson"] {
+        p.cmd()
+            .args(["ingest", "orders"])
+            .arg(p.path().join(f))
+            .assert()
+            .success();
+    }
+    p.cmd().args(["replay"]).assert().success();
+    p.cmd().args(["batch"]).assert().success();
+    let out = p.cmd().args(["verify"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("verify: all 5 views match"), "{stdout}");
+    assert!(
+        stdout.contains("amount_stddev within relative tolerance"),
+        "{stdout}"
+    );
+
+    // Change one revenue value in revenue_hourly's batch version.
+    let dir = p.store_dir().join("views/revenue_hourly/v1");
+    let part = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    let bytes = bytes::Bytes::from(std::fs::read(&part).unwrap());
+    let batches: Vec<RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let b = &batches[0];
+    let orders = b.column_by_name("orders").unwrap();
+    let mut values: Vec<i64> =
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(orders.as_ref())
+            .values()
+            .to_vec();
+    values[0] += 1;
+    let mut cols = b.columns().to_vec();
+    let i = b.schema().index_of("orders").unwrap();
+    cols[i] = std::sync::Arc::new(arrow::array::Int64Array::from(values));
+    let tampered = RecordBatch::try_new(b.schema(), cols).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), b.schema(), None).unwrap();
+    w.write(&tampered).unwrap();
+    std::fs::write(&part, w.into_inner().unwrap()).unwrap();
+
+    let out = p.cmd().args(["verify", "revenue_hourly"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("revenue_hourly: MISMATCH"), "{stdout}");
+    assert!(stdout.contains("first differing rows:"), "{stdout}");
+    assert!(stdout.contains("differs:"), "{stdout}");
+    assert!(
+        stderr.contains("1 of 1 views do not match: revenue_hourly"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_without_a_batch_version_says_what_to_run() {
+    let p = kappa_project("lambda");
+    p.write("a.ndjson", crate::common::orders_ndjson(0..50));
+    p.cmd()
+        .args(["ingest", "orders"])
+        .arg(p.path().join("a.ndjson"))
+        .assert()
+        .success();
+    let out = p.cmd().args(["verify", "large_orders"]).output().unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("no batch version") && stdout.contains("strata batch large_orders"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_view_kappa_cannot_maintain_is_refused_by_name() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}
+CREATE MATERIALIZED VIEW p50 AS
+SELECT country, approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) AS p50
+FROM orders GROUP BY country;"
+    ));
+    let out = p.cmd().args(["replay"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("view 'p50' cannot be maintained by Kappa")
+            && stderr.contains("approx_percentile_cont()")
+            && stderr.contains("defs.sql:"),
+        "{stderr}"
+    );
+}
+
+/// Each view's served rows, through the real binary.
+fn served_text(p: &Project) -> String {
+    ALL_VIEWS
+        .iter()
+        .map(|v| {
+            let out = p
+                .cmd()
+                .args(["query", "--format", "csv"])
+                .arg(select(v))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn kill_dash_nine_during_replay_then_resume_equals_an_uninterrupted_replay() {
+    let p = kappa_project("kappa");
+    for i in 0..12 {
+        let f = p.write(
+            &format!("c{i}.ndjson"),
+            crate::common::orders_ndjson(i * 60..(i + 1) * 60),
+        );
+        p.cmd().args(["ingest", "orders"]).arg(f).assert().success();
+    }
+    p.cmd()
+        .args(["replay", "--checkpoint-every", "1"])
+        .assert()
+        .success();
+    let want = served_text(&p);
+    assert!(want.contains("US"));
+
+    // Delays spread over the replay (deterministic, not random per run).
+    let started = Instant::now();
+    p.cmd()
+        .args(["replay", "--from-scratch", "--checkpoint-every", "1"])
+        .assert()
+        .success();
+    let full = started.elapsed().as_millis() as u64;
+    let mut killed_midway = 0;
+    for run in 0..10u64 {
+        std::fs::remove_dir_all(p.store_dir().join("kappa")).unwrap();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+            .arg("--config")
+            .arg(p.config_path())
+            .args(["replay", "--checkpoint-every", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(full * (run + 1) / 11));
+        if child.try_wait().unwrap().is_none() {
+            killed_midway += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        p.cmd()
+            .args(["replay", "--checkpoint-every", "1"])
+            .assert()
+            .success();
+        assert_eq!(served_text(&p), want, "run {run}");
+    }
+    assert!(
+        killed_midway >= 5,
+        "only {killed_midway} kills landed mid-replay"
+    );
+}
+
+#[test]
+fn follow_picks_up_new_commits_and_ctrl_c_stops_after_a_checkpoint() {
+    let p = kappa_project("kappa");
+    let a = p.write("a.ndjson", crate::common::orders_ndjson(0..100));
+    p.cmd().args(["ingest", "orders"]).arg(a).assert().success();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .arg("--config")
+        .arg(p.config_path())
+        .args(["replay", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = |p: &Project| -> String {
+        let out = p
+            .cmd()
+            .args([
+                "query",
+                "--format",
+                "csv",
+                "SELECT count(*) AS n FROM large_orders",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let wait_for = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = count(&p);
+            if got.contains(want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "waited for {want}, have {got}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // orders_ndjson: amount is i % 1000 (+ cents): ids 0..100 have none ≥ 1000;
+    wait_for("n\n0\n");
+    // then a large order arrives while following.
+    let b = p.write(
+        "b.ndjson",
+        r#"{"order_id":5000,"ts":"2026-11-01T03:00:00Z","country":"US","product":"p1","quantity":1,"amount":"2500.00"}
+"#,
+    );
+    p.cmd().args(["ingest", "orders"]).arg(b).assert().success();
+    wait_for("n\n1\n");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("large_orders:") && stdout.contains("state at commit 1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_shell_replays_and_verifies() {
+    let p = kappa_project("lambda");
+    let a = p.write("a.ndjson", crate::common::orders_ndjson(0..200));
+    p.cmd().args(["ingest", "orders"]).arg(a).assert().success();
+    let script = p.write("k.sql", "\\replay\n\\batch\n\\verify revenue_hourly\n");
+    let out = p.cmd().args(["shell", "-f"]).arg(script).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("revenue_hourly: 1 commits replayed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("revenue_hourly: match"), "{stdout}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Random events, random commit splits, random checkpoint points (a
+    /// replay stopped and resumed at each): Kappa equals batch.
+    #[test]
+    fn kappa_equals_batch_for_any_split_and_checkpoints(
+        seed in 0u64..1000,
+        sizes in proptest::collection::vec(1u64..150, 1..6),
+        stops in proptest::collection::vec(0u64..6, 0..3),
+        every in 0u64..3,
+    ) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let p = kappa_project("lambda");
+            let mut strata = p.strata();
+            let mut first = 1;
+            for (i, n) in sizes.iter().enumerate() {
+                let batch = events(*n, seed + i as u64, (i as i64) % 3, 4, first, 0.1);
+                first += *n as i64;
+                strata.append_batches("orders", batch, None).await.unwrap();
+            }
+            let mut stops = stops.clone();
+            stops.sort();
+            for s in stops {
+                let mut o = options(every);
+                o.until_commits = Some(s);
+                strata.replay(&[], o, &|_| {}).await.unwrap();
+            }
+            strata.batch(&[], &|_, _| {}).await.unwrap();
+            for r in strata.verify(&[], false).await.unwrap() {
+                prop_assert!(r.matched(), "{:?}", r);
+            }
+            // And through serving: the last checkpoint's output equals batch.
+            strata.replay(&[], options(every), &|_| {}).await.unwrap();
+            let mut kappa = Strata::open(
+                strata::config::Config::resolve(
+                    &p.config_path(),
+                    toml::from_str("store = \"file://store\"\nmode = \"kappa\"").unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            for v in MATERIALIZED {
+                let a = crate::lambda::served(&mut strata, v).await;
+                let b = crate::lambda::served(&mut kappa, v).await;
+                prop_assert_eq!(a, b, "{}", v);
+            }
+            Ok(())
+        })?;
+    }
+}
