@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
-use object_store::ObjectStore;
+use object_store::prefix::PrefixStore;
+use object_store::{ClientOptions, ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StrataError};
@@ -44,6 +48,84 @@ pub struct ConfigFile {
     /// Kappa replay settings.
     #[serde(default)]
     pub kappa: KappaConfig,
+    /// S3 connection settings (for `store = "s3://…"` and s3:// inputs).
+    #[serde(default)]
+    pub s3: S3Config,
+}
+
+/// The `[s3]` table of `strata.toml`. Unset fields fall back to the
+/// standard `AWS_*` environment variables.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:8333` for a local server (default: AWS).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Allow plain HTTP (default: when the endpoint is http://).
+    pub allow_http: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+}
+
+/// Secrets never appear in output or logs.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hide = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("allow_http", &self.allow_http)
+            .field("access_key_id", &hide(&self.access_key_id))
+            .field("secret_access_key", &hide(&self.secret_access_key))
+            .field("session_token", &hide(&self.session_token))
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// A client for `bucket`: these settings over `AWS_*` from the
+    /// environment, with bounded timeouts and retries so an unreachable
+    /// endpoint fails within seconds instead of hanging.
+    pub fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(e) = &self.endpoint {
+            b = b.with_endpoint(e);
+        }
+        let http = self.allow_http.unwrap_or_else(|| {
+            self.endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://"))
+        });
+        b = b.with_allow_http(http);
+        if let Some(r) = &self.region {
+            b = b.with_region(r);
+        }
+        if let Some(k) = &self.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &self.secret_access_key {
+            b = b.with_secret_access_key(k);
+        }
+        if let Some(t) = &self.session_token {
+            b = b.with_token(t);
+        }
+        let client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(60))
+            .with_allow_http(http);
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(8),
+            ..Default::default()
+        };
+        let s3 = b
+            .with_client_options(client)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| StrataError::Usage(format!("s3://{bucket}: {e}")))?;
+        Ok(Arc::new(s3))
+    }
 }
 
 /// The `[kappa]` table of `strata.toml`.
@@ -100,6 +182,7 @@ impl Default for ConfigFile {
             retain_versions: default_retain_versions(),
             speed_max_bytes: default_speed_max_bytes(),
             kappa: KappaConfig::default(),
+            s3: S3Config::default(),
         }
     }
 }
@@ -115,6 +198,7 @@ pub struct Config {
     pub retain_versions: usize,
     pub speed_max_bytes: u64,
     pub kappa: KappaConfig,
+    pub s3: S3Config,
 }
 
 /// Where the store lives, resolved.
@@ -122,12 +206,16 @@ pub struct Config {
 pub enum StoreLocation {
     /// A local directory (the embedded default).
     Local(PathBuf),
+    /// A bucket and a key prefix in an S3-compatible store.
+    S3 { bucket: String, prefix: String },
 }
 
 impl std::fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreLocation::Local(p) => write!(f, "file://{}", p.display()),
+            StoreLocation::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StoreLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -177,6 +265,7 @@ impl Config {
                 poll_ms: file.kappa.poll_ms.max(10),
                 ..file.kappa
             },
+            s3: file.s3,
         })
     }
 
@@ -193,6 +282,14 @@ impl Config {
                 let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
                 Ok(Arc::new(fs))
             }
+            StoreLocation::S3 { bucket, prefix } => {
+                let s3 = self.s3.store(bucket)?;
+                if prefix.is_empty() {
+                    Ok(s3)
+                } else {
+                    Ok(Arc::new(PrefixStore::new(s3, prefix.as_str())))
+                }
+            }
         }
     }
 }
@@ -201,9 +298,21 @@ fn parse_store(store: &str, base: &Path) -> std::result::Result<StoreLocation, S
     if let Some(rest) = store.strip_prefix("file://") {
         return Ok(StoreLocation::Local(base.join(rest)));
     }
+    if let Some(rest) = store.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!(
+                "store '{store}': no bucket (use s3://BUCKET/PREFIX)"
+            ));
+        }
+        return Ok(StoreLocation::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        });
+    }
     if let Some((scheme, _)) = store.split_once("://") {
         return Err(format!(
-            "store '{store}': scheme '{scheme}://' is not supported (use file://DIR)"
+            "store '{store}': scheme '{scheme}://' is not supported (use file://DIR or s3://BUCKET/PREFIX)"
         ));
     }
     Ok(StoreLocation::Local(base.join(store)))

@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use crate::batch::{self, VersionRecord};
 use crate::catalog::{Catalog, ViewDef};
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, S3Config, StoreLocation};
 use crate::error::Result;
+use crate::error::StrataError;
 use crate::kappa::verify::VerifyReport;
 use crate::kappa::{
     self, plan::KappaPlan, ReplayEvent, ReplayOptions, ReplayReport, ViewProcessor,
@@ -22,6 +23,7 @@ use crate::kappa::{
 use crate::log::{
     append_batches, append_inputs, AppendOutcome, AppendRequest, LogTable, Snapshot, StreamLog,
 };
+use crate::log::{InputFormat, InputSource};
 use crate::serving::{StreamTable, ViewTable};
 use crate::speed::SpeedLayer;
 
@@ -150,7 +152,8 @@ impl Strata {
         Ok(out)
     }
 
-    /// A session with the strata store registered and nothing else.
+    /// A session with the strata store registered (and, on S3, the
+    /// store's bucket as `s3://BUCKET`, for external Parquet).
     pub fn new_session(&self) -> Result<SessionContext> {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
@@ -158,7 +161,64 @@ impl Strata {
             ObjectStoreUrl::parse(STORE_URL)?.as_ref(),
             self.store.clone(),
         );
+        if let StoreLocation::S3 { bucket, .. } = &self.config.store {
+            let url = url::Url::parse(&format!("s3://{bucket}"))
+                .map_err(|e| StrataError::Usage(format!("s3://{bucket}: {e}")))?;
+            ctx.register_object_store(&url, self.config.s3.store(bucket)?);
+        }
         Ok(ctx)
+    }
+
+    /// An input to ingest: a local path, `-` (stdin), or `s3://BUCKET/KEY`
+    /// (read with the project's `[s3]` settings).
+    pub async fn input(&self, arg: &str, format: Option<InputFormat>) -> Result<InputSource> {
+        let Some(rest) = arg.strip_prefix("s3://") else {
+            return InputSource::new(arg, format);
+        };
+        let (bucket, key) = rest
+            .split_once('/')
+            .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+            .ok_or_else(|| StrataError::input(arg, "expected s3://BUCKET/KEY"))?;
+        use object_store::ObjectStoreExt;
+        let store = self.config.s3.store(bucket)?;
+        let bytes = store
+            .get(&object_store::path::Path::from(key))
+            .await
+            .map_err(|e| {
+                StrataError::input(
+                    arg,
+                    store_error(&format!("s3://{bucket}"), &self.config.s3, e),
+                )
+            })?
+            .bytes()
+            .await?;
+        InputSource::remote(arg, bytes, format)
+    }
+
+    /// Check the store before use: on S3, that the bucket answers with
+    /// these credentials and, before writing, that it honours conditional
+    /// put — without it two writers could both take a commit number, so
+    /// strata refuses to write.
+    pub async fn check_store(&self, write: bool) -> Result<()> {
+        if !matches!(self.config.store, StoreLocation::S3 { .. }) {
+            return Ok(());
+        }
+        let name = self.config.store.to_string();
+        let fail =
+            |e: object_store::Error| StrataError::Usage(store_error(&name, &self.config.s3, e));
+        self.store
+            .list_with_delimiter(Some(&object_store::path::Path::from("log")))
+            .await
+            .map_err(fail)?;
+        if write {
+            probe_conditional_put(&self.store)
+                .await
+                .map_err(|e| match e {
+                    StrataError::ObjectStore(e) => fail(e),
+                    other => StrataError::Usage(format!("store {name}: {other}")),
+                })?;
+        }
+        Ok(())
     }
 
     /// How `view` is served: its newest batch version and where speed starts.
@@ -617,6 +677,60 @@ impl Strata {
                 }
             })
             .collect())
+    }
+}
+
+/// A store error as one line that says what to check.
+pub fn store_error(name: &str, s3: &S3Config, e: object_store::Error) -> String {
+    let endpoint = s3.endpoint.as_deref().unwrap_or("the AWS endpoint");
+    let text = e
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let what = if matches!(e, object_store::Error::NotFound { .. }) || text.contains("NoSuchBucket")
+    {
+        "not found (does the bucket exist?)"
+    } else if text.contains("403")
+        || text.contains("Forbidden")
+        || text.contains("InvalidAccessKeyId")
+        || text.contains("SignatureDoesNotMatch")
+    {
+        "access denied: check access_key_id / secret_access_key in [s3] (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+    } else if text.contains("error sending request")
+        || text.contains("onnect")
+        || text.contains("timed out")
+    {
+        "unreachable"
+    } else {
+        "failed"
+    };
+    format!("store {name} at {endpoint}: {what} — {text}")
+}
+
+/// Create a scratch object twice with `PutMode::Create`: the second must
+/// fail. Removes the object after.
+pub async fn probe_conditional_put(store: &Arc<dyn ObjectStore>) -> Result<()> {
+    use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+    let path =
+        object_store::path::Path::from(format!("_strata/probe/{}", uuid::Uuid::new_v4().simple()));
+    let create = || PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    store
+        .put_opts(&path, PutPayload::from_static(b"1"), create())
+        .await?;
+    let second = store
+        .put_opts(&path, PutPayload::from_static(b"2"), create())
+        .await;
+    let _ = store.delete(&path).await;
+    match second {
+        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(()),
+        Ok(_) => Err(StrataError::Usage(
+            "the store does not honour conditional put (PutMode::Create / If-None-Match: *): a second create of the same key succeeded. strata refuses to write, because concurrent commits could be lost".into(),
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -209,6 +209,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         command => {
             let config = load_config(&cli.config)?;
             let mut strata = Strata::open(config)?;
+            let writes = matches!(
+                command,
+                Command::Ingest { .. }
+                    | Command::Batch { .. }
+                    | Command::Replay { .. }
+                    | Command::Demo
+                    | Command::Shell { .. }
+            );
+            strata.check_store(writes).await?;
             match command {
                 Command::Ingest {
                     stream,
@@ -222,10 +231,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     } else {
                         files
                     };
-                    let inputs = files
-                        .iter()
-                        .map(|f| InputSource::new(f, format))
-                        .collect::<Result<Vec<_>>>()?;
+                    let mut inputs = Vec::new();
+                    for f in &files {
+                        inputs.push(strata.input(f, format).await?);
+                    }
                     let req = AppendRequest {
                         inputs,
                         idempotency_key,

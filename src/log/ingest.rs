@@ -50,9 +50,11 @@ impl InputFormat {
 /// One input of an append.
 #[derive(Debug, Clone)]
 pub struct InputSource {
-    /// `None` reads standard input.
+    /// `None` reads standard input (or `remote`).
     pub path: Option<PathBuf>,
     pub format: InputFormat,
+    /// An object fetched from a store: its URL and bytes.
+    pub remote: Option<(String, bytes::Bytes)>,
 }
 
 impl InputSource {
@@ -62,6 +64,7 @@ impl InputSource {
             return Ok(Self {
                 path: None,
                 format: format.unwrap_or(InputFormat::Ndjson),
+                remote: None,
             });
         }
         let path = PathBuf::from(arg);
@@ -76,19 +79,41 @@ impl InputSource {
         Ok(Self {
             path: Some(path),
             format,
+            remote: None,
+        })
+    }
+
+    /// An object read from a store (`url` names it in errors).
+    pub fn remote(url: &str, bytes: bytes::Bytes, format: Option<InputFormat>) -> Result<Self> {
+        let format =
+            match format.or_else(|| InputFormat::from_path(Path::new(url))) {
+                Some(f) => f,
+                None => return Err(StrataError::input(
+                    url,
+                    "cannot tell the format from the extension; pass --format ndjson|csv|parquet",
+                )),
+            };
+        Ok(Self {
+            path: None,
+            format,
+            remote: Some((url.to_string(), bytes)),
         })
     }
 
     /// How errors name this input.
     pub fn name(&self) -> String {
-        match &self.path {
-            Some(p) => p.display().to_string(),
-            None => "<stdin>".to_string(),
+        match (&self.path, &self.remote) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some((url, _))) => url.clone(),
+            (None, None) => "<stdin>".to_string(),
         }
     }
 
     /// Size in bytes, when known (for progress).
     pub fn size_bytes(&self) -> Option<u64> {
+        if let Some((_, b)) = &self.remote {
+            return Some(b.len() as u64);
+        }
         self.path
             .as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -96,11 +121,12 @@ impl InputSource {
     }
 
     fn open(&self) -> Result<Box<dyn Read + Send>> {
-        match &self.path {
-            Some(p) => Ok(Box::new(File::open(p).map_err(|e| {
+        match (&self.path, &self.remote) {
+            (Some(p), _) => Ok(Box::new(File::open(p).map_err(|e| {
                 StrataError::input(p.display().to_string(), format!("cannot open: {e}"))
             })?)),
-            None => Ok(Box::new(std::io::stdin())),
+            (None, Some((_, bytes))) => Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
+            (None, None) => Ok(Box::new(std::io::stdin())),
         }
     }
 }
@@ -425,6 +451,9 @@ impl Reader<'_> {
 
 impl Reader<'_> {
     fn parquet(&mut self) -> Result<()> {
+        if let Some((_, bytes)) = &self.input.remote {
+            return self.parquet_from(bytes.clone());
+        }
         match &self.input.path {
             Some(p) => {
                 let file = File::open(p).map_err(|e| {

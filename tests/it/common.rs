@@ -147,3 +147,83 @@ pub async fn append_file(
         .await
         .unwrap()
 }
+
+/// The S3 identity of the test server (scripts/s3-server.sh).
+pub const S3_KEY: &str = "strata";
+pub const S3_SECRET: &str = "strata-secret";
+pub const S3_BUCKET: &str = "test";
+
+/// The endpoint of a real S3-compatible server: `STRATA_TEST_S3_ENDPOINT`
+/// (as `.ci/run` starts one), or one started now by scripts/s3-server.sh,
+/// stopped by a watchdog when this test process ends.
+pub fn s3_endpoint() -> String {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(e) = std::env::var("STRATA_TEST_S3_ENDPOINT") {
+                return e;
+            }
+            let dir =
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("s3-{}", std::process::id()));
+            let out = std::process::Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/s3-server.sh"))
+                .arg("start")
+                .arg(&dir)
+                .arg(std::process::id().to_string())
+                .output()
+                .expect("run scripts/s3-server.sh");
+            assert!(
+                out.status.success(),
+                "could not start the S3 test server: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .clone()
+}
+
+/// The `[s3]` table pointing at the test server.
+pub fn s3_settings(endpoint: &str, secret: &str) -> String {
+    format!(
+        "[s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\naccess_key_id = \"{S3_KEY}\"\nsecret_access_key = \"{secret}\"\n"
+    )
+}
+
+/// Where a project keeps its log and views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+impl Project {
+    /// A project on `backend`: a local directory, or a fresh prefix of the
+    /// test bucket.
+    pub fn on(backend: Backend, sql: &str) -> Self {
+        let p = Self::new(sql);
+        if backend == Backend::S3 {
+            let prefix = uuid::Uuid::new_v4().simple().to_string();
+            std::fs::write(
+                p.config_path(),
+                format!(
+                    "store = \"s3://{S3_BUCKET}/{prefix}\"\nsql_dir = \"sql\"\n{}",
+                    s3_settings(&s3_endpoint(), S3_SECRET)
+                ),
+            )
+            .unwrap();
+        }
+        p
+    }
+
+    /// Run the binary with `args`; its stdout, after asserting success.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod concurrency;
+mod conformance;
 mod crash;
 mod idempotency;
 mod kappa;

@@ -1,0 +1,218 @@
+//! One storage conformance suite, run through the real binary against a
+//! local directory and against a real S3-compatible server: log append and
+//! read, concurrent appenders, batch publish, serving, replay + resume,
+//! verify.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{orders_ndjson, s3_endpoint, s3_settings, Backend, Project, S3_BUCKET};
+
+fn sample_project(backend: Backend) -> Project {
+    let views =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/views.sql")).unwrap();
+    Project::on(backend, &format!("{}\n{views}", crate::common::ORDERS_SQL))
+}
+
+fn csv(p: &Project, sql: &str) -> String {
+    p.run(&["query", "--format", "csv", sql])
+}
+
+fn suite(backend: Backend) {
+    let p = sample_project(backend);
+
+    // Log: append and read back.
+    let a = p.write("a.ndjson", orders_ndjson(0..300));
+    p.run(&["ingest", "orders", a.to_str().unwrap()]);
+    assert_eq!(csv(&p, "SELECT count(*) AS n FROM orders"), "n\n300\n");
+    let status = p.run(&["status", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(doc["streams"][0]["rows"], 300);
+    assert_eq!(doc["streams"][0]["head_commit"], 0);
+
+    // Concurrent appenders: separate processes race for commit numbers.
+    let children: Vec<_> = (0..4)
+        .map(|w| {
+            let f = p.write(
+                &format!("w{w}.ndjson"),
+                orders_ndjson(1000 + w * 100..1000 + w * 100 + 100),
+            );
+            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"));
+            c.arg("--config")
+                .arg(p.config_path())
+                .args(["ingest", "orders"])
+                .arg(f)
+                .env_remove("STRATA_CONFIG");
+            c
+        })
+        .map(|mut c| {
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--format", "json"])).unwrap();
+    assert_eq!(doc["streams"][0]["commits"], 5, "commits 0..4, no gap");
+    assert_eq!(
+        csv(
+            &p,
+            "SELECT count(*) AS n, count(DISTINCT order_id) AS d FROM orders"
+        ),
+        "n,d\n700,700\n"
+    );
+
+    // Batch publish, then serving batch ∪ speed.
+    let out = p.run(&["batch"]);
+    assert!(out.contains("revenue_hourly: version 1"), "{out}");
+    // Fresh orders on a later day: keys the batch version does not hold.
+    let fresh: String = orders_ndjson(5000..5100).replace("2026-11-01T", "2026-11-02T");
+    let b = p.write("b.ndjson", fresh);
+    p.run(&["ingest", "orders", b.to_str().unwrap()]);
+    let want = csv(
+        &p,
+        "SELECT count(*) AS orders, sum(amount) AS revenue FROM orders",
+    );
+    let served = csv(
+        &p,
+        "SELECT sum(orders) AS orders, sum(revenue) AS revenue FROM revenue_hourly",
+    );
+    assert_eq!(served, want);
+    assert!(want.starts_with("orders,revenue\n800,"), "{want}");
+
+    // Replay part of the log, then resume; verify against a new batch.
+    let out = p.run(&["replay", "--until-commit", "2"]);
+    assert!(out.contains("state at commit 2"), "{out}");
+    let out = p.run(&["replay"]);
+    assert!(
+        out.contains("3 commits replayed")
+            && out.contains("resumed after 3 commits; state at commit 5"),
+        "{out}"
+    );
+    p.run(&["batch"]);
+    let out = p.run(&["verify"]);
+    assert!(out.contains("verify: all 3 views match"), "{out}");
+    let out = p.run(&["verify", "--from-scratch"]);
+    assert!(out.contains("verify: all 3 views match"), "{out}");
+}
+
+#[test]
+fn conformance_on_a_local_directory() {
+    suite(Backend::Local);
+}
+
+#[test]
+fn conformance_on_s3() {
+    suite(Backend::S3);
+}
+
+#[test]
+fn s3_inputs_and_external_parquet_are_read_from_the_store() {
+    let p = sample_project(Backend::S3);
+    let endpoint = s3_endpoint();
+    let s3 = strata::config::S3Config {
+        endpoint: Some(endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(crate::common::S3_KEY.into()),
+        secret_access_key: Some(crate::common::S3_SECRET.into()),
+        ..Default::default()
+    };
+    let store = s3.store(S3_BUCKET).unwrap();
+    let key = format!("inputs/{}/orders.ndjson", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use object_store::ObjectStoreExt;
+        store
+            .put(
+                &object_store::path::Path::from(key.as_str()),
+                orders_ndjson(0..42).into_bytes().into(),
+            )
+            .await
+            .unwrap();
+    });
+    let url = format!("s3://{S3_BUCKET}/{key}");
+    let out = p.run(&["ingest", "orders", &url]);
+    assert!(out.contains("committed 42 rows"), "{out}");
+    // A missing object names its URL.
+    let out = p
+        .cmd()
+        .args(["ingest", "orders", &format!("s3://{S3_BUCKET}/nope.ndjson")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope.ndjson"),
+        "{out:?}"
+    );
+}
+
+/// Runs `strata status` against a broken S3 setting: it must fail with one
+/// clear line, without hanging.
+fn broken(settings: &str, store: &str) -> (String, Duration) {
+    let p = Project::orders();
+    std::fs::write(
+        p.config_path(),
+        format!("store = \"{store}\"\nsql_dir = \"sql\"\n{settings}"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = p
+        .cmd()
+        .arg("status")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    (stderr, took)
+}
+
+#[test]
+fn wrong_credentials_fail_with_a_clear_error() {
+    let endpoint = s3_endpoint();
+    let (err, took) = broken(
+        &s3_settings(&endpoint, "not-the-secret"),
+        &format!("s3://{S3_BUCKET}/x"),
+    );
+    assert!(err.contains("access denied"), "{err}");
+    assert!(!err.contains("not-the-secret"), "the secret leaked: {err}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+#[test]
+fn an_unreachable_endpoint_or_missing_bucket_fails_with_a_clear_error() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (err, took) = broken(
+        &s3_settings(
+            &format!("http://127.0.0.1:{port}"),
+            crate::common::S3_SECRET,
+        ),
+        "s3://test/x",
+    );
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+
+    let (err, _) = broken(
+        &s3_settings(&s3_endpoint(), crate::common::S3_SECRET),
+        "s3://no-such-bucket/x",
+    );
+    assert!(
+        err.contains("no-such-bucket") && err.contains("not found"),
+        "{err}"
+    );
+}
