@@ -642,8 +642,10 @@ impl Strata {
     }
 
     /// Run one SQL statement over the served tables.
+    /// Files can be named as tables (`FROM 's3://bucket/x.parquet'`, on
+    /// the configured store's bucket, or a local path).
     pub async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let ctx = self.session().await?;
+        let ctx = self.session().await?.enable_url_table();
         let df = ctx.sql(sql).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;

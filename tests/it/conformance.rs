@@ -141,6 +141,58 @@ fn s3_inputs_and_external_parquet_are_read_from_the_store() {
     let url = format!("s3://{S3_BUCKET}/{key}");
     let out = p.run(&["ingest", "orders", &url]);
     assert!(out.contains("committed 42 rows"), "{out}");
+    // The log's own Parquet files, read as an external table on the bucket.
+    let doc: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--format", "json"])).unwrap();
+    assert_eq!(doc["streams"][0]["rows"], 42);
+    let prefix = std::fs::read_to_string(p.config_path()).unwrap();
+    let prefix = prefix
+        .lines()
+        .find_map(|l| l.strip_prefix("store = \"s3://test/"))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let files: Vec<String> = rt.block_on(async {
+        use futures::TryStreamExt;
+        store
+            .list(Some(&object_store::path::Path::from(format!("{prefix}/log/orders"))))
+            .map_ok(|m| m.location.to_string())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+    });
+    let parquet = files.iter().find(|f| f.ends_with(".parquet")).unwrap();
+    let got = p.run(&[
+        "query",
+        "--format",
+        "csv",
+        &format!("SELECT count(*) AS n FROM 's3://{S3_BUCKET}/{parquet}'"),
+    ]);
+    let rows = rt.block_on(async {
+        use object_store::ObjectStoreExt;
+        let bytes = store
+            .get(&object_store::path::Path::from(parquet.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .metadata()
+            .file_metadata()
+            .num_rows()
+    });
+    assert!(rows > 0);
+    assert_eq!(got, format!("n\n{rows}\n"));
+    // The shell works on the store too.
+    let out = p.run(&[
+        "shell",
+        "-c",
+        "INSERT INTO orders VALUES (9001, '2026-11-03T10:00:00Z', 'NZ', 'phone', 1, 1999.00); \
+         SELECT count(*) AS n FROM large_orders;",
+    ]);
+    assert!(out.contains("INSERT 1") && out.contains("| 1 "), "{out}");
     // A missing object names its URL.
     let out = p
         .cmd()
