@@ -378,6 +378,32 @@ impl<'a> Shell<'a> {
                 println!("already committed as commit {commit}")
             }
         }
+        if self.strata.config.mode == crate::config::Mode::Kappa {
+            // Kappa mode serves the replay's output: carry the views of this
+            // stream forward through the same incremental path, at once.
+            let views: Vec<String> = self
+                .strata
+                .catalog
+                .materialized()
+                .filter(|v| v.stream == stream.name)
+                .map(|v| v.name.clone())
+                .collect();
+            if !views.is_empty() {
+                let opts = super::kappa::replay_options(self.strata, &Default::default());
+                let reports = self.strata.replay(&views, opts, &|_| {}).await?;
+                println!(
+                    "kappa: {} view{} replayed to commit {}",
+                    reports.len(),
+                    if reports.len() == 1 { "" } else { "s" },
+                    reports
+                        .iter()
+                        .map(|r| r.commits)
+                        .min()
+                        .and_then(|c| c.checked_sub(1))
+                        .map_or("none".to_string(), |c| c.to_string())
+                );
+            }
+        }
         Ok(())
     }
 

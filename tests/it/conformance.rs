@@ -155,7 +155,9 @@ fn s3_inputs_and_external_parquet_are_read_from_the_store() {
     let files: Vec<String> = rt.block_on(async {
         use futures::TryStreamExt;
         store
-            .list(Some(&object_store::path::Path::from(format!("{prefix}/log/orders"))))
+            .list(Some(&object_store::path::Path::from(format!(
+                "{prefix}/log/orders"
+            ))))
             .map_ok(|m| m.location.to_string())
             .try_collect::<Vec<_>>()
             .await

@@ -530,3 +530,78 @@ proptest! {
         })?;
     }
 }
+
+#[test]
+fn in_kappa_mode_a_shell_insert_flows_through_replay_at_once() {
+    let p = kappa_project("kappa");
+    let out = p.run(&[
+        "shell",
+        "-c",
+        "INSERT INTO orders VALUES (1, '2026-11-03T10:00:00Z', 'NZ', 'phone', 1, 1999.00); \
+         SELECT count(*) AS n FROM large_orders; \
+         INSERT INTO orders VALUES (2, '2026-11-03T11:00:00Z', 'NZ', 'phone', 2, 2999.00); \
+         SELECT sum(units) AS units FROM busy_products;",
+    ]);
+    assert!(out.contains("kappa: 5 views replayed to commit 0"), "{out}");
+    assert!(out.contains("kappa: 5 views replayed to commit 1"), "{out}");
+    assert!(out.contains("| 1 "), "{out}");
+    // busy_products keeps products with more than 50 units: none yet.
+    assert!(out.contains("| units |") && !out.contains("| 3 "), "{out}");
+}
+
+#[tokio::test]
+async fn old_checkpoints_are_removed_but_the_newest_are_kept_whole() {
+    let p = kappa_project("kappa");
+    let mut strata = p.strata();
+    append_commits(&mut strata, &split(600, 6, 40)).await;
+    strata.replay(&[], options(1), &|_| {}).await.unwrap();
+    let records = |view: &str| -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(p.store_dir().join(format!("kappa/{view}/_checkpoints")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        v.sort();
+        v
+    };
+    let dirs = |view: &str| -> usize {
+        std::fs::read_dir(p.store_dir().join(format!("kappa/{view}")))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('c')
+            })
+            .count()
+    };
+    assert_eq!(
+        records("revenue_hourly"),
+        [
+            "00000000000000000004.json",
+            "00000000000000000005.json",
+            "00000000000000000006.json"
+        ]
+    );
+    assert_eq!(
+        dirs("revenue_hourly"),
+        3,
+        "files of removed checkpoints are gone"
+    );
+    // A row view's newest checkpoint still names its earliest segments.
+    let rows = crate::lambda::served(&mut strata, "large_orders").await;
+    strata.batch(&[], &|_, _| {}).await.unwrap();
+    let mut lambda = Strata::open(
+        strata::config::Config::resolve(
+            &p.config_path(),
+            toml::from_str("store = \"file://store\"").unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        crate::lambda::served(&mut lambda, "large_orders").await,
+        rows
+    );
+}
