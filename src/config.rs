@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StrataError};
@@ -92,12 +92,17 @@ impl S3Config {
         if let Some(e) = &self.endpoint {
             b = b.with_endpoint(e);
         }
-        let http = self.allow_http.unwrap_or_else(|| {
+        // allow_http: as set, else when the endpoint is http:// (else the
+        // AWS_ALLOW_HTTP environment variable read by from_env stands).
+        let http = self.allow_http.or_else(|| {
             self.endpoint
                 .as_deref()
-                .is_some_and(|e| e.starts_with("http://"))
+                .map(|e| e.starts_with("http://"))
+                .filter(|h| *h)
         });
-        b = b.with_allow_http(http);
+        if let Some(h) = http {
+            b = b.with_allow_http(h);
+        }
         if let Some(r) = &self.region {
             b = b.with_region(r);
         }
@@ -110,17 +115,17 @@ impl S3Config {
         if let Some(t) = &self.session_token {
             b = b.with_token(t);
         }
-        let client = ClientOptions::new()
-            .with_connect_timeout(Duration::from_secs(3))
-            .with_timeout(Duration::from_secs(60))
-            .with_allow_http(http);
         let retry = RetryConfig {
             max_retries: 2,
             retry_timeout: Duration::from_secs(8),
             ..Default::default()
         };
         let s3 = b
-            .with_client_options(client)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                "3s",
+            )
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
             .with_retry(retry)
             .build()
             .map_err(|e| StrataError::Usage(format!("s3://{bucket}: {e}")))?;

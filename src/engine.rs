@@ -319,7 +319,7 @@ impl Strata {
             ctx.register_table(name.as_str(), Arc::new(StreamTable::new(log, Vec::new())))?;
         }
         for view in self.catalog.materialized() {
-            let files = kappa::checkpoint::latest_checkpoint(&self.store, view, None)
+            let files = kappa::checkpoint::latest_checkpoint(&self.store, view, None, None)
                 .await?
                 .map(|c| c.output)
                 .unwrap_or_default();
@@ -496,12 +496,17 @@ impl Strata {
         let selected = self.materialized_views(views)?;
         let ctx = kappa::plan::kappa_context(&self.store)?;
         let plans = self.kappa_plans(&ctx, &selected).await?;
+        // Versions first, then the log: a snapshot read after a version was
+        // published holds every commit that version covers.
+        let mut states = Vec::new();
+        for plan in &plans {
+            states.push(self.view_state(&plan.view).await?);
+        }
         let snapshots = self.snapshots().await?;
         let tolerance = self.config.kappa.float_tolerance;
         let mut out = Vec::new();
-        for plan in plans {
+        for (plan, state) in plans.into_iter().zip(states) {
             let view = plan.view.clone();
-            let state = self.view_state(&view).await?;
             let Some(version) = state.served else {
                 out.push(VerifyReport {
                     view: view.name.clone(),
@@ -602,7 +607,8 @@ impl Strata {
                 .sync(&self.store, &def, snapshot, state.speed_after)
                 .await?;
             let tail = self.speed.stats(&view.stream, state.speed_after);
-            let checkpoint = kappa::checkpoint::latest_checkpoint(&self.store, &view, None).await?;
+            let checkpoint =
+                kappa::checkpoint::latest_checkpoint(&self.store, &view, None, None).await?;
             let max_time =
                 |s: &Snapshot| s.commits().iter().filter_map(|c| c.max_event_time_us).max();
             let behind = match state.speed_after {
@@ -690,22 +696,31 @@ pub fn store_error(name: &str, s3: &S3Config, e: object_store::Error) -> String 
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let what = if matches!(e, object_store::Error::NotFound { .. }) || text.contains("NoSuchBucket")
-    {
-        "not found (does the bucket exist?)"
-    } else if text.contains("403")
-        || text.contains("Forbidden")
-        || text.contains("InvalidAccessKeyId")
-        || text.contains("SignatureDoesNotMatch")
-    {
-        "access denied: check access_key_id / secret_access_key in [s3] (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
-    } else if text.contains("error sending request")
-        || text.contains("onnect")
-        || text.contains("timed out")
-    {
-        "unreachable"
-    } else {
-        "failed"
+    let denied = "access denied: check access_key_id / secret_access_key in [s3] (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
+    let what = match &e {
+        object_store::Error::NotFound { .. } if text.contains("NoSuchKey") => "no such object",
+        object_store::Error::NotFound { .. } => "not found (does the bucket exist?)",
+        _ if text.contains("NoSuchBucket") => "bucket not found",
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => denied,
+        _ if [
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "403 Forbidden",
+        ]
+        .iter()
+        .any(|s| text.contains(s)) =>
+        {
+            denied
+        }
+        _ if ["error sending request", "onnect", "timed out"]
+            .iter()
+            .any(|s| text.contains(s)) =>
+        {
+            "unreachable"
+        }
+        _ => "failed",
     };
     format!("store {name} at {endpoint}: {what} — {text}")
 }

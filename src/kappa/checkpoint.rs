@@ -39,6 +39,9 @@ pub struct CheckpointRecord {
     pub commits: u64,
     /// Hash of the view definition that made it.
     pub sql_hash: String,
+    /// The plan's state layout ([`super::plan::KappaPlan::fingerprint`]).
+    #[serde(default)]
+    pub plan_fingerprint: String,
     pub writer_id: String,
     /// Events of the stream read to reach it.
     pub events: u64,
@@ -102,22 +105,34 @@ pub async fn read_checkpoint(
     }
 }
 
-/// The newest checkpoint made by the current definition of `view` that
-/// reflects at most `limit` commits (any number when `None`).
+/// The checkpoint to serve or resume from: made by the current definition
+/// of `view` (and, when given, with this state layout), reflecting at most
+/// `limit` commits; the one reflecting the most commits, the newest of
+/// those. (A `--from-scratch` rebuild takes over once it has caught up.)
 pub async fn latest_checkpoint(
     store: &Arc<dyn ObjectStore>,
     view: &ViewDef,
     limit: Option<u64>,
+    fingerprint: Option<&str>,
 ) -> Result<Option<CheckpointRecord>> {
-    for seq in list_checkpoints(store, &view.name).await?.into_iter().rev() {
+    let mut best: Option<CheckpointRecord> = None;
+    for seq in list_checkpoints(store, &view.name).await? {
+        // A checkpoint may be retired between the listing and the read.
         let Some(r) = read_checkpoint(store, &view.name, seq).await? else {
             continue;
         };
-        if r.sql_hash == view.sql_hash() && limit.is_none_or(|l| r.commits <= l) {
-            return Ok(Some(r));
+        let usable = r.sql_hash == view.sql_hash()
+            && limit.is_none_or(|l| r.commits <= l)
+            && fingerprint.is_none_or(|f| r.plan_fingerprint == f);
+        if usable
+            && best
+                .as_ref()
+                .is_none_or(|b| (r.commits, r.seq) > (b.commits, b.seq))
+        {
+            best = Some(r);
         }
     }
-    Ok(None)
+    Ok(best)
 }
 
 /// Publish `record` (its files are written). Put-if-absent: another replay
@@ -145,25 +160,34 @@ pub async fn publish(store: &Arc<dyn ObjectStore>, record: &CheckpointRecord) ->
     }
 }
 
-/// Remove all but the newest `retain` checkpoints of `view`: records first,
-/// then the files no remaining record names.
+/// Remove all but the newest `retain` checkpoints of `view` — never the one
+/// served — records first, then the files no remaining record names.
 pub async fn retire_checkpoints(
     store: &Arc<dyn ObjectStore>,
-    view: &str,
+    def: &ViewDef,
     retain: usize,
 ) -> Result<()> {
+    let view = def.name.as_str();
     let seqs = list_checkpoints(store, view).await?;
     let cut = seqs.len().saturating_sub(retain.max(1));
     if cut == 0 {
         return Ok(());
     }
+    let served = latest_checkpoint(store, def, None, None)
+        .await?
+        .map(|r| r.seq);
+    let retired: Vec<u64> = seqs[..cut]
+        .iter()
+        .copied()
+        .filter(|s| Some(*s) != served)
+        .collect();
     let mut kept = std::collections::BTreeSet::new();
-    for &s in &seqs[cut..] {
+    for &s in seqs.iter().filter(|s| !retired.contains(s)) {
         if let Some(r) = read_checkpoint(store, view, s).await? {
             kept.extend(r.paths().map(str::to_string));
         }
     }
-    for &s in &seqs[..cut] {
+    for &s in &retired {
         let Some(r) = read_checkpoint(store, view, s).await? else {
             continue;
         };

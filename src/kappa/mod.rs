@@ -126,7 +126,7 @@ impl ViewProcessor {
         let resumed = if from_scratch {
             None
         } else {
-            latest_checkpoint(store, view, limit).await?
+            latest_checkpoint(store, view, limit, Some(&plan.fingerprint)).await?
         };
         let next_seq = list_checkpoints(store, &view.name)
             .await?
@@ -307,6 +307,7 @@ impl ViewProcessor {
             stream: view.stream.clone(),
             commits: self.commits,
             sql_hash: view.sql_hash(),
+            plan_fingerprint: self.plan.fingerprint.clone(),
             writer_id: self.writer_id.clone(),
             events: self.events,
             rows,
@@ -317,7 +318,7 @@ impl ViewProcessor {
         if let PlanKind::Rows { .. } = self.plan.kind {
             self.segments = record.output.clone();
         }
-        retire_checkpoints(store, &view.name, retain).await?;
+        retire_checkpoints(store, &view, retain).await?;
         self.next_seq += 1;
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();

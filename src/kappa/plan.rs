@@ -28,6 +28,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{collect, collect_partitioned, ExecutionPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -89,6 +90,20 @@ pub struct KappaPlan {
     pub kind: PlanKind,
     /// Aggregates (by name) that keep every value in their state.
     pub holistic: Vec<String>,
+    /// Identifies the layout of checkpointed state (stream schema, state
+    /// schema, DataFusion version): a checkpoint with another one is not
+    /// restored.
+    pub fingerprint: String,
+}
+
+fn fingerprint(stream: &StreamDef, schema: &SchemaRef) -> String {
+    use sha2::{Digest, Sha256};
+    let text = format!(
+        "{}|{schema:?}|datafusion {}",
+        stream.schema_fingerprint(),
+        datafusion::DATAFUSION_VERSION
+    );
+    hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
 #[derive(Debug, Clone)]
@@ -254,10 +269,35 @@ pub async fn compile(
         }
         return Ok(KappaPlan {
             view: view.clone(),
+            fingerprint: fingerprint(stream, &plan.schema()),
             kind: PlanKind::Rows { plan },
             holistic: Vec::new(),
         });
     };
+    // Nothing but the aggregate may read the stream (e.g. not a UNION of
+    // it with another branch: that branch would see no commit).
+    let placeholder: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(top.schema()));
+    let rest = plan
+        .clone()
+        .transform_down(|node| {
+            if std::ptr::addr_eq(Arc::as_ptr(&node), Arc::as_ptr(&top)) {
+                Ok(Transformed::new(
+                    placeholder.clone(),
+                    true,
+                    TreeNodeRecursion::Jump,
+                ))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })?
+        .data;
+    if rest.exists(|n| Ok(n.downcast_ref::<DataSourceExec>().is_some()))? {
+        return Err(refused(
+            view,
+            "it reads the stream outside its one GROUP BY (e.g. a UNION with another branch)"
+                .into(),
+        ));
+    }
     let agg = top.downcast_ref::<AggregateExec>().expect("found above");
     // The partial aggregate: below a Final one, or built from a Single one.
     let partial: Arc<dyn ExecutionPlan> = match agg.mode() {
@@ -326,6 +366,7 @@ pub async fn compile(
     }
     Ok(KappaPlan {
         view: view.clone(),
+        fingerprint: fingerprint(stream, &partial.schema()),
         kind: PlanKind::Grouped(Box::new(GroupedPlan {
             group_columns: p.group_expr().expr().len(),
             aggregates: p.aggr_expr().to_vec(),

@@ -35,7 +35,8 @@ pub struct VerifyReport {
     pub watermark: Option<u64>,
     pub batch: Option<Side>,
     pub kappa: Option<Side>,
-    /// Columns compared within `tolerance` (relative) rather than exactly.
+    /// Columns compared within `tolerance` (relative; absolute for values
+    /// below 1) rather than exactly. Infinities must be equal.
     pub float_columns: Vec<String>,
     pub tolerance: f64,
     /// The checkpoint the Kappa side resumed from (commits it reflected).
@@ -153,7 +154,9 @@ pub fn compare(
                     let (x, y) = (x.value(i), y.value(j));
                     x == y
                         || (x.is_nan() && y.is_nan())
-                        || (x - y).abs() <= tolerance * x.abs().max(y.abs())
+                        || (x.is_finite()
+                            && y.is_finite()
+                            && (x - y).abs() <= tolerance * x.abs().max(y.abs()).max(1.0))
                 }
                 _ => false,
             })
@@ -203,4 +206,77 @@ pub fn compare(
             .collect(),
         differences,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+    use crate::catalog::{SourceLocation, ViewDef};
+
+    fn view() -> ViewDef {
+        ViewDef {
+            name: "v".into(),
+            query: String::new(),
+            materialized: true,
+            stream: "s".into(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, false),
+                Field::new("x", DataType::Float64, true),
+            ])),
+            key: vec!["k".into()],
+            defined_at: SourceLocation {
+                path: "v.sql".into(),
+                line: 1,
+            },
+        }
+    }
+
+    fn rows(k: &[i64], x: &[f64]) -> RecordBatch {
+        RecordBatch::try_new(
+            view().schema,
+            vec![
+                Arc::new(Int64Array::from(k.to_vec())),
+                Arc::new(Float64Array::from(x.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn differences(a: RecordBatch, b: RecordBatch) -> Vec<String> {
+        compare(&view(), &[a], &[b], 1e-9).unwrap().differences
+    }
+
+    #[test]
+    fn floats_match_within_tolerance_and_infinities_only_exactly() {
+        assert!(differences(
+            rows(&[1, 2], &[1.0, 0.0]),
+            rows(&[1, 2], &[1.0 + 1e-12, 1e-12])
+        )
+        .is_empty());
+        assert_eq!(
+            differences(rows(&[1], &[1.0]), rows(&[1], &[1.001])).len(),
+            1
+        );
+        let d = differences(rows(&[1], &[f64::INFINITY]), rows(&[1], &[1.0]));
+        assert!(d[0].starts_with("differs:"), "{d:?}");
+        assert!(differences(rows(&[1], &[f64::INFINITY]), rows(&[1], &[f64::INFINITY])).is_empty());
+    }
+
+    #[test]
+    fn a_missing_key_is_reported_on_its_side() {
+        let d = differences(
+            rows(&[1, 2, 3], &[1.0, 2.0, 3.0]),
+            rows(&[1, 3], &[1.0, 3.0]),
+        );
+        assert_eq!(d.len(), 1);
+        assert!(
+            d[0].starts_with("only batch:") && d[0].contains("k=2"),
+            "{d:?}"
+        );
+    }
 }

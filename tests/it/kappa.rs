@@ -306,6 +306,24 @@ fn verify_without_a_batch_version_says_what_to_run() {
 }
 
 #[test]
+fn a_union_of_an_aggregate_with_another_read_of_the_stream_is_refused() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}
+CREATE MATERIALIZED VIEW both AS
+SELECT country, count(*) AS n FROM orders GROUP BY country
+UNION ALL
+SELECT country, 0 AS n FROM orders WHERE amount > 1000;"
+    ));
+    let out = p.cmd().args(["replay"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("view 'both' cannot be maintained by Kappa") && stderr.contains("UNION"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_view_kappa_cannot_maintain_is_refused_by_name() {
     let p = Project::new(&format!(
         "{ORDERS_SQL}
@@ -431,6 +449,13 @@ fn follow_picks_up_new_commits_and_ctrl_c_stops_after_a_checkpoint() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    // The follower replays what is there and checkpoints when caught up.
+    let records = p.store_dir().join("kappa/large_orders/_checkpoints");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&records).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "no checkpoint from the follower");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // orders_ndjson: amount is i % 1000 (+ cents): ids 0..100 have none ≥ 1000;
     wait_for("n\n0\n");
     // then a large order arrives while following.
