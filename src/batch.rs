@@ -359,7 +359,17 @@ pub async fn run_batch(
             .await
         {
             Ok(_) => break,
-            Err(object_store::Error::AlreadyExists { .. }) => version += 1,
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // A retried create can find our own record (its response
+                // was lost): our files are named only by our record.
+                if read_version(store, &view.name, version)
+                    .await?
+                    .is_some_and(|r| r.files == record.files)
+                {
+                    break;
+                }
+                version += 1
+            }
             Err(e) => return Err(e.into()),
         }
     }
