@@ -17,22 +17,8 @@ use strata::kappa::{CheckpointPolicy, ReplayEvent, ReplayOptions};
 use strata::sample::{SampleGenerator, SampleOptions};
 use strata::Strata;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-fn median(v: &mut [Duration]) -> f64 {
-    v.sort();
-    pct(v, 0.5)
-}
+mod common;
+use common::{env, median, pct};
 
 fn options(every: u64, from_scratch: bool, until: Option<u64>) -> ReplayOptions {
     ReplayOptions {

@@ -8,7 +8,7 @@
 //! 2. served query latency over batch only, then with 1% of events in speed;
 //! 3. freshness: append a small commit, then a served query that sees it.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use strata::config::Config;
@@ -17,22 +17,8 @@ use strata::Strata;
 
 const VIEWS: [&str; 3] = ["revenue_hourly", "product_daily", "large_orders"];
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-fn median(v: &mut [Duration]) -> f64 {
-    v.sort();
-    pct(v, 0.5)
-}
+mod common;
+use common::{env, median, pct};
 
 #[tokio::main]
 async fn main() {

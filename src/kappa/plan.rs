@@ -277,20 +277,7 @@ pub async fn compile(
     // Nothing but the aggregate may read the stream (e.g. not a UNION of
     // it with another branch: that branch would see no commit).
     let placeholder: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(top.schema()));
-    let rest = plan
-        .clone()
-        .transform_down(|node| {
-            if std::ptr::addr_eq(Arc::as_ptr(&node), Arc::as_ptr(&top)) {
-                Ok(Transformed::new(
-                    placeholder.clone(),
-                    true,
-                    TreeNodeRecursion::Jump,
-                ))
-            } else {
-                Ok(Transformed::no(node))
-            }
-        })?
-        .data;
+    let rest = replace_node(&plan, &top, placeholder)?;
     if rest.exists(|n| Ok(n.downcast_ref::<DataSourceExec>().is_some()))? {
         return Err(refused(
             view,
@@ -444,14 +431,22 @@ pub async fn run_post(
     groups: RecordBatch,
 ) -> Result<Vec<RecordBatch>> {
     let source = MemorySourceConfig::try_new_exec(&[vec![groups]], g.final_schema.clone(), None)?;
-    let top = g.top.clone();
-    let plan = g
-        .post
+    let plan = replace_node(&g.post, &g.top, source)?;
+    Ok(collect(plan, ctx.task_ctx()).await?)
+}
+
+/// `plan` with the node `target` (by identity) replaced by `with`.
+fn replace_node(
+    plan: &Arc<dyn ExecutionPlan>,
+    target: &Arc<dyn ExecutionPlan>,
+    with: Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    Ok(plan
         .clone()
         .transform_down(|node| {
-            if std::ptr::addr_eq(Arc::as_ptr(&node), Arc::as_ptr(&top)) {
+            if std::ptr::addr_eq(Arc::as_ptr(&node), Arc::as_ptr(target)) {
                 Ok(Transformed::new(
-                    source.clone() as Arc<dyn ExecutionPlan>,
+                    with.clone(),
                     true,
                     TreeNodeRecursion::Jump,
                 ))
@@ -459,6 +454,5 @@ pub async fn run_post(
                 Ok(Transformed::no(node))
             }
         })?
-        .data;
-    Ok(collect(plan, ctx.task_ctx()).await?)
+        .data)
 }
