@@ -55,11 +55,21 @@ fn project() -> (tempfile::TempDir, Strata) {
     (dir, strata)
 }
 
-async fn append(strata: &mut Strata, events: u64, first_id: i64, seed: u64, commit_rows: usize) {
+/// Append `events` sample orders spread evenly over `hours` from
+/// `start_hour` (after 2026-11-01), in commits of `commit_rows`.
+async fn append(
+    strata: &mut Strata,
+    events: u64,
+    first_id: i64,
+    seed: u64,
+    commit_rows: usize,
+    (start_hour, hours): (i64, u32),
+) {
     let gen = SampleGenerator::new(SampleOptions {
         events,
         seed,
-        hours: 30 * 24,
+        start_us: 1_793_491_200_000_000 + start_hour * 3_600_000_000,
+        hours,
         batch_rows: commit_rows,
         first_order_id: first_id,
         late_fraction: 0.0,
@@ -73,13 +83,16 @@ async fn append(strata: &mut Strata, events: u64, first_id: i64, seed: u64, comm
     }
 }
 
+/// The history: 30 days, in time order.
+const HISTORY: (i64, u32) = (0, 30 * 24);
+
 #[tokio::main]
 async fn main() {
     let events = env("STRATA_BENCH_EVENTS", 1_000_000);
     let runs = env("STRATA_BENCH_RUNS", 3) as usize;
     let (_dir, mut strata) = project();
     let t = Instant::now();
-    append(&mut strata, events, 1, 1, 100_000).await;
+    append(&mut strata, events, 1, 1, 100_000, HISTORY).await;
     println!("# strata kappa bench: {events} events in commits of 100k, {runs} runs each");
     println!("setup: appended in {:.1}s\n", t.elapsed().as_secs_f64());
 
@@ -130,7 +143,7 @@ async fn main() {
     // The short history is a second project with events/10 events.
     let small = events / 10;
     let (_dir2, mut short) = project();
-    append(&mut short, small, 1, 1, 100_000).await;
+    append(&mut short, small, 1, 1, 100_000, HISTORY).await;
     let mut results = Vec::new();
     for (label, s, history) in [("short", &mut short, small), ("long", &mut strata, events)] {
         s.replay(&[], options(0, false, None), &|_| {})
