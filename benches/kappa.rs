@@ -151,12 +151,15 @@ async fn main() {
             .unwrap();
         let mut times = Vec::new();
         for run in 0..runs.max(3) {
+            // Fresh events: the hour after the history.
+            let hour = (24 * 30 + run) as i64;
             append(
                 s,
                 10_000,
                 1_000_000_000 + run as i64 * 10_000,
                 7 + run as u64,
                 10_000,
+                (hour, 1),
             )
             .await;
             let took = std::sync::Mutex::new(Duration::ZERO);
