@@ -73,7 +73,6 @@ async fn append(
         batch_rows: commit_rows,
         first_order_id: first_id,
         late_fraction: 0.0,
-        ..Default::default()
     });
     for b in gen {
         strata
