@@ -12,13 +12,12 @@
 
 use std::time::{Duration, Instant};
 
-use strata::config::Config;
 use strata::kappa::{CheckpointPolicy, ReplayEvent, ReplayOptions};
 use strata::sample::{SampleGenerator, SampleOptions};
 use strata::Strata;
 
 mod common;
-use common::{env, median, pct};
+use common::{env, median, pct, project};
 
 fn options(every: u64, from_scratch: bool, until: Option<u64>) -> ReplayOptions {
     ReplayOptions {
@@ -35,24 +34,9 @@ fn options(every: u64, from_scratch: bool, until: Option<u64>) -> ReplayOptions 
     }
 }
 
-fn project() -> (tempfile::TempDir, Strata) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
-    for f in ["orders.sql", "views.sql"] {
-        std::fs::copy(
-            format!("{}/sql/{f}", env!("CARGO_MANIFEST_DIR")),
-            dir.path().join("sql").join(f),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.path().join("strata.toml"),
-        "store = 'file://store'\nmode = 'kappa'\n",
-    )
-    .unwrap();
-    let strata =
-        Strata::open(Config::load(&dir.path().join("strata.toml"), true).unwrap()).unwrap();
-    (dir, strata)
+/// A scratch project in kappa mode.
+fn kappa_project() -> (tempfile::TempDir, Strata) {
+    project("store = 'file://store'\nmode = 'kappa'\n")
 }
 
 /// Append `events` sample orders spread evenly over `hours` from
@@ -89,7 +73,7 @@ const HISTORY: (i64, u32) = (0, 30 * 24);
 async fn main() {
     let events = env("STRATA_BENCH_EVENTS", 1_000_000);
     let runs = env("STRATA_BENCH_RUNS", 3) as usize;
-    let (_dir, mut strata) = project();
+    let (_dir, mut strata) = kappa_project();
     let t = Instant::now();
     append(&mut strata, events, 1, 1, 100_000, HISTORY).await;
     println!("# strata kappa bench: {events} events in commits of 100k, {runs} runs each");
@@ -141,7 +125,7 @@ async fn main() {
     // 2. Incremental cost: one 10k commit after a short and a long history.
     // The short history is a second project with events/10 events.
     let small = events / 10;
-    let (_dir2, mut short) = project();
+    let (_dir2, mut short) = kappa_project();
     append(&mut short, small, 1, 1, 100_000, HISTORY).await;
     let mut results = Vec::new();
     for (label, s, history) in [("short", &mut short, small), ("long", &mut strata, events)] {

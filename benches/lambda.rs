@@ -11,36 +11,18 @@
 use std::time::Instant;
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use strata::config::Config;
 use strata::sample::{SampleGenerator, SampleOptions};
-use strata::Strata;
 
 const VIEWS: [&str; 3] = ["revenue_hourly", "product_daily", "large_orders"];
 
 mod common;
-use common::{env, median, pct};
+use common::{env, median, pct, project};
 
 #[tokio::main]
 async fn main() {
     let events = env("STRATA_BENCH_EVENTS", 1_000_000);
     let runs = env("STRATA_BENCH_RUNS", 5) as usize;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
-    for f in ["orders.sql", "views.sql"] {
-        std::fs::copy(
-            format!("{}/sql/{f}", env!("CARGO_MANIFEST_DIR")),
-            dir.path().join("sql").join(f),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.path().join("strata.toml"),
-        "store = 'file://store'\nspeed_max_bytes = 8589934592\n",
-    )
-    .unwrap();
-    let mut strata =
-        Strata::open(Config::load(&dir.path().join("strata.toml"), true).unwrap()).unwrap();
-
+    let (dir, mut strata) = project("store = 'file://store'\nspeed_max_bytes = 8589934592\n");
     // History: `events` orders over 30 days, in commits of 100k.
     let hours = 30 * 24;
     let gen = SampleGenerator::new(SampleOptions {

@@ -95,18 +95,14 @@ pub async fn read_version(
     view: &str,
     version: u64,
 ) -> Result<Option<VersionRecord>> {
-    match store.get(&version_path(view, version)).await {
-        Ok(r) => {
-            let bytes = r.bytes().await?;
-            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-                StrataError::Usage(format!(
-                    "view '{view}': unreadable version record {version}: {e}"
-                ))
-            })?))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let Some(bytes) = crate::log::read_if_exists(store, &version_path(view, version)).await? else {
+        return Ok(None);
+    };
+    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+        StrataError::Usage(format!(
+            "view '{view}': unreadable version record {version}: {e}"
+        ))
+    })?))
 }
 
 /// The newest published version of `view`, and the version to serve: made

@@ -401,7 +401,8 @@ impl Strata {
         }
         let started: Vec<u64> = procs.iter().map(|p| p.commits).collect();
         let started_events: Vec<u64> = procs.iter().map(|p| p.events).collect();
-        let mut last: Vec<Option<u64>> = vec![None; procs.len()];
+        // The last checkpoint each view wrote in this run.
+        let mut last: Vec<Option<(u64, u64)>> = vec![None; procs.len()];
         let retain = opts.retain;
         'replay: loop {
             let snapshots = self.snapshots().await?;
@@ -432,7 +433,7 @@ impl Strata {
                     });
                     if p.due(&opts.policy) {
                         let (record, pause) = p.timed_checkpoint(&ctx, &self.store, retain).await?;
-                        last[i] = Some(record.seq);
+                        last[i] = Some((record.seq, record.rows));
                         progress(ReplayEvent::Checkpoint { record, pause });
                     }
                 }
@@ -444,7 +445,7 @@ impl Strata {
             for (i, p) in procs.iter_mut().enumerate() {
                 if p.dirty() {
                     let (record, pause) = p.timed_checkpoint(&ctx, &self.store, retain).await?;
-                    last[i] = Some(record.seq);
+                    last[i] = Some((record.seq, record.rows));
                     progress(ReplayEvent::Checkpoint { record, pause });
                 }
             }
@@ -463,23 +464,20 @@ impl Strata {
             // a first replay of an empty log still publishes an empty view).
             if p.dirty() || (p.resumed.is_none() && last[i].is_none()) {
                 let (record, pause) = p.timed_checkpoint(&ctx, &self.store, retain).await?;
-                last[i] = Some(record.seq);
+                last[i] = Some((record.seq, record.rows));
                 progress(ReplayEvent::Checkpoint { record, pause });
             }
-            let rows = match last[i] {
-                Some(seq) => kappa::checkpoint::read_checkpoint(&self.store, &p.view().name, seq)
-                    .await?
-                    .map_or(0, |r| r.rows),
-                None => p.resumed.as_ref().map_or(0, |r| r.rows),
-            };
+            let (checkpoint, rows) = last[i]
+                .or(p.resumed.as_ref().map(|r| (r.seq, r.rows)))
+                .unzip();
             reports.push(ReplayReport {
                 view: p.view().name.clone(),
                 commits: p.commits,
                 replayed: p.commits - started[i],
                 events: p.events - started_events[i],
                 resumed_at_commits: p.resumed.as_ref().map(|r| r.commits),
-                checkpoint: last[i].or(p.resumed.as_ref().map(|r| r.seq)),
-                rows,
+                checkpoint,
+                rows: rows.unwrap_or(0),
                 holistic: p.plan.holistic.clone(),
             });
         }

@@ -91,18 +91,14 @@ pub async fn read_checkpoint(
     view: &str,
     seq: u64,
 ) -> Result<Option<CheckpointRecord>> {
-    match store.get(&record_path(view, seq)).await {
-        Ok(r) => {
-            let bytes = r.bytes().await?;
-            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-                StrataError::Kappa(format!(
-                    "view '{view}': unreadable checkpoint record {seq}: {e}"
-                ))
-            })?))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let Some(bytes) = crate::log::read_if_exists(store, &record_path(view, seq)).await? else {
+        return Ok(None);
+    };
+    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+        StrataError::Kappa(format!(
+            "view '{view}': unreadable checkpoint record {seq}: {e}"
+        ))
+    })?))
 }
 
 /// The checkpoint to serve or resume from: made by the current definition
@@ -115,24 +111,33 @@ pub async fn latest_checkpoint(
     limit: Option<u64>,
     fingerprint: Option<&str>,
 ) -> Result<Option<CheckpointRecord>> {
-    let mut best: Option<CheckpointRecord> = None;
+    let mut records = Vec::new();
     for seq in list_checkpoints(store, &view.name).await? {
         // A checkpoint may be retired between the listing and the read.
-        let Some(r) = read_checkpoint(store, &view.name, seq).await? else {
-            continue;
-        };
-        let usable = r.sql_hash == view.sql_hash()
-            && limit.is_none_or(|l| r.commits <= l)
-            && fingerprint.is_none_or(|f| r.plan_fingerprint == f);
-        if usable
-            && best
-                .as_ref()
-                .is_none_or(|b| (r.commits, r.seq) > (b.commits, b.seq))
-        {
-            best = Some(r);
+        if let Some(r) = read_checkpoint(store, &view.name, seq).await? {
+            records.push(r);
         }
     }
-    Ok(best)
+    Ok(best(view, &records, limit, fingerprint).cloned())
+}
+
+/// Of `records`, the one made by the current definition of `view` (with
+/// this state layout, when given) reflecting at most `limit` commits that
+/// reflects the most commits, the newest of those.
+fn best<'a>(
+    view: &ViewDef,
+    records: &'a [CheckpointRecord],
+    limit: Option<u64>,
+    fingerprint: Option<&str>,
+) -> Option<&'a CheckpointRecord> {
+    records
+        .iter()
+        .filter(|r| {
+            r.sql_hash == view.sql_hash()
+                && limit.is_none_or(|l| r.commits <= l)
+                && fingerprint.is_none_or(|f| r.plan_fingerprint == f)
+        })
+        .max_by_key(|r| (r.commits, r.seq))
 }
 
 /// Publish `record` (its files are written). Put-if-absent: another replay
@@ -173,25 +178,19 @@ pub async fn retire_checkpoints(
     if cut == 0 {
         return Ok(());
     }
-    let served = latest_checkpoint(store, def, None, None)
-        .await?
-        .map(|r| r.seq);
-    let retired: Vec<u64> = seqs[..cut]
-        .iter()
-        .copied()
-        .filter(|s| Some(*s) != served)
-        .collect();
-    let mut kept = std::collections::BTreeSet::new();
-    for &s in seqs.iter().filter(|s| !retired.contains(s)) {
+    let mut records = Vec::new();
+    for &s in &seqs {
         if let Some(r) = read_checkpoint(store, view, s).await? {
-            kept.extend(r.paths().map(str::to_string));
+            records.push(r);
         }
     }
-    for &s in &retired {
-        let Some(r) = read_checkpoint(store, view, s).await? else {
-            continue;
-        };
-        store.delete(&record_path(view, s)).await?;
+    let served = best(def, &records, None, None).map(|r| r.seq);
+    let (retired, kept): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .partition(|r| r.seq < seqs[cut] && Some(r.seq) != served);
+    let kept: std::collections::BTreeSet<&str> = kept.iter().flat_map(|r| r.paths()).collect();
+    for r in &retired {
+        store.delete(&record_path(view, r.seq)).await?;
         for p in r.paths().filter(|p| !kept.contains(*p)) {
             if let Err(e) = store.delete(&Path::from(p)).await {
                 tracing::warn!("could not remove {p}: {e}");

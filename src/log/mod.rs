@@ -112,6 +112,19 @@ pub async fn list_numbered(store: &Arc<dyn ObjectStore>, dir: &Path) -> Result<V
     Ok(out)
 }
 
+/// The bytes at `path`, or `None` if nothing is there (a record not yet
+/// written, or retired).
+pub async fn read_if_exists(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<Option<bytes::Bytes>> {
+    match store.get(path).await {
+        Ok(r) => Ok(Some(r.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A pinned, immutable view of a stream: exactly commits `0..=head`.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -246,10 +259,8 @@ impl StreamLog {
 
     /// Read commit `n`, or `None` if it does not exist.
     pub async fn read_commit(&self, n: u64) -> Result<Option<CommitRecord>> {
-        let bytes = match self.store.get(&commit_path(&self.stream, n)).await {
-            Ok(r) => r.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(bytes) = read_if_exists(&self.store, &commit_path(&self.stream, n)).await? else {
+            return Ok(None);
         };
         let record: CommitRecord =
             serde_json::from_slice(&bytes).map_err(|e| StrataError::CorruptLog {

@@ -44,6 +44,12 @@ fn kappa_project(mode: &str) -> Project {
     p
 }
 
+/// The project's store opened in `mode`, whatever its strata.toml says.
+fn open_in(p: &Project, mode: &str) -> Strata {
+    let file = toml::from_str(&format!("store = \"file://store\"\nmode = \"{mode}\"")).unwrap();
+    Strata::open(strata::config::Config::resolve(&p.config_path(), file).unwrap()).unwrap()
+}
+
 fn options(every: u64) -> ReplayOptions {
     ReplayOptions {
         from_scratch: false,
@@ -181,14 +187,7 @@ async fn checkpointing_every_commit_or_never_gives_the_same_views() {
     assert!(every.iter().all(|v| !v.is_empty()));
     // Kappa mode serves the replay's output: it equals the batch layer's.
     strata.batch(&[], &|_, _| {}).await.unwrap();
-    let mut lambda = Strata::open(
-        strata::config::Config::resolve(
-            &p.config_path(),
-            toml::from_str("store = \"file://store\"").unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let mut lambda = open_in(&p, "lambda");
     assert_eq!(served_all(&mut lambda, &ALL_VIEWS).await, every);
 }
 
@@ -533,14 +532,7 @@ proptest! {
             }
             // And through serving: the last checkpoint's output equals batch.
             strata.replay(&[], options(every), &|_| {}).await.unwrap();
-            let mut kappa = Strata::open(
-                strata::config::Config::resolve(
-                    &p.config_path(),
-                    toml::from_str("store = \"file://store\"\nmode = \"kappa\"").unwrap(),
-                )
-                .unwrap(),
-            )
-            .unwrap();
+            let mut kappa = open_in(&p, "kappa");
             for v in MATERIALIZED {
                 let a = crate::lambda::served(&mut strata, v).await;
                 let b = crate::lambda::served(&mut kappa, v).await;
@@ -612,14 +604,7 @@ async fn old_checkpoints_are_removed_but_the_newest_are_kept_whole() {
     // A row view's newest checkpoint still names its earliest segments.
     let rows = crate::lambda::served(&mut strata, "large_orders").await;
     strata.batch(&[], &|_, _| {}).await.unwrap();
-    let mut lambda = Strata::open(
-        strata::config::Config::resolve(
-            &p.config_path(),
-            toml::from_str("store = \"file://store\"").unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let mut lambda = open_in(&p, "lambda");
     assert_eq!(
         crate::lambda::served(&mut lambda, "large_orders").await,
         rows
