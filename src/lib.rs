@@ -14,6 +14,7 @@
 //! ```
 
 pub mod batch;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -35,14 +35,36 @@ pub fn timestamp_type() -> DataType {
 pub enum Partitioning {
     Hour,
     Day,
+    /// Calendar months (UTC): for streams with few events per day.
+    Month,
 }
 
 impl Partitioning {
-    /// Width of one partition in microseconds.
-    pub fn width_micros(self) -> i64 {
+    /// The partition holding event time `us` (microseconds since the
+    /// epoch, UTC), as `start..end`.
+    pub fn range_of(self, us: i64) -> std::ops::Range<i64> {
+        const HOUR: i64 = 3_600_000_000;
+        const DAY: i64 = 24 * HOUR;
+        let fixed = |width: i64| {
+            let start = us.div_euclid(width) * width;
+            start..start + width
+        };
         match self {
-            Partitioning::Hour => 3_600_000_000,
-            Partitioning::Day => 86_400_000_000,
+            Partitioning::Hour => fixed(HOUR),
+            Partitioning::Day => fixed(DAY),
+            Partitioning::Month => {
+                let month_start = |us: i64| {
+                    use chrono::Datelike;
+                    let day = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(us)
+                        .unwrap_or_default()
+                        .date_naive();
+                    day.with_day(1)
+                        .and_then(|d| d.and_hms_opt(0, 0, 0))
+                        .map_or(us, |d| d.and_utc().timestamp_micros())
+                };
+                let start = month_start(us);
+                start..month_start(start + 32 * DAY)
+            }
         }
     }
 }
@@ -482,11 +504,12 @@ fn parse_stream(ct: &ast::CreateTable, at: &SourceLocation) -> Result<StreamDef>
                 partitioning = match value.to_lowercase().as_str() {
                     "hour" => Partitioning::Hour,
                     "day" => Partitioning::Day,
+                    "month" => Partitioning::Month,
                     other => {
                         return Err(err(
                             None,
                             format!(
-                                "stream '{name}': partition = '{other}' (expected 'hour' or 'day')"
+                                "stream '{name}': partition = '{other}' (expected 'hour', 'day' or 'month')"
                             ),
                         ))
                     }
@@ -594,6 +617,21 @@ mod tests {
         assert!(!s.schema.field(0).is_nullable());
         assert!(s.schema.field(2).is_nullable());
         assert_eq!(s.event_time_index(), 1);
+    }
+
+    #[test]
+    fn month_partitions_follow_the_calendar() {
+        let us = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        let r = Partitioning::Month.range_of(us("2024-02-29T23:59:59Z"));
+        assert_eq!(r, us("2024-02-01T00:00:00Z")..us("2024-03-01T00:00:00Z"));
+        let r = Partitioning::Month.range_of(us("1969-12-31T12:00:00Z"));
+        assert_eq!(r, us("1969-12-01T00:00:00Z")..us("1970-01-01T00:00:00Z"));
+        let r = Partitioning::Hour.range_of(us("1969-12-31T23:30:00Z"));
+        assert_eq!(r, us("1969-12-31T23:00:00Z")..us("1970-01-01T00:00:00Z"));
     }
 
     #[test]

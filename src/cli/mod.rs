@@ -1,5 +1,6 @@
 //! The `strata` command line: subcommands, output and progress.
 
+mod bench;
 mod command;
 mod demo;
 mod helper;
@@ -121,6 +122,11 @@ pub enum Command {
         #[arg(long)]
         allow_host_files: bool,
     },
+    /// Benchmark strata end to end in a scratch project (never your data): ingest, batch, serving, freshness, Kappa, memory.
+    Bench(bench::BenchArgs),
+    /// Serve benches/compare.py: time batch and plain DataFusion runs of this project's views.
+    #[command(hide = true)]
+    CompareWorker,
     /// Generate sample order events (deterministic for a seed).
     Sample {
         /// Output file: .parquet, .ndjson or .csv.
@@ -164,6 +170,7 @@ pub fn load_config(path: &Path) -> Result<Config> {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { dir } => init(&dir),
+        Command::Bench(args) => bench::run(&args).await,
         Command::Sample {
             out,
             events,
@@ -216,6 +223,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     | Command::Replay { .. }
                     | Command::Demo
                     | Command::Shell { .. }
+                    | Command::CompareWorker
             );
             strata.check_store(writes).await?;
             match command {
@@ -280,7 +288,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     };
                     shell::run(&mut strata, opts).await
                 }
-                Command::Init { .. } | Command::Sample { .. } => unreachable!("handled above"),
+                Command::CompareWorker => bench::compare_worker(&mut strata).await,
+                Command::Init { .. } | Command::Sample { .. } | Command::Bench(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

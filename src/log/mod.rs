@@ -28,7 +28,7 @@ mod table;
 mod writer;
 
 pub use append::{append_batches, append_inputs, AppendOutcome, AppendRequest};
-pub use ingest::{sql_type_name, InputFormat, InputSource};
+pub use ingest::{conform, sql_type_name, InputFormat, InputSource};
 pub use table::{parquet_scan, LogTable};
 
 use std::sync::Arc;

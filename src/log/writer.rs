@@ -91,20 +91,26 @@ impl PartitionedWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let width = self.stream.partitioning.width_micros();
+        let p = self.stream.partitioning;
         let ts = batch.column(self.stream.event_time_index());
         let ts = ts.as_primitive::<TimestampMicrosecondType>();
         let values = ts.values();
-        let first = values[0].div_euclid(width);
-        if values.iter().all(|v| v.div_euclid(width) == first) {
-            self.write_part(first * width, batch.clone(), ts.values())?;
+        // Events mostly arrive in time order: reuse the last partition's
+        // bounds while they hold.
+        let mut bounds = 0..0;
+        let mut start_of = |v: i64| {
+            if !bounds.contains(&v) {
+                bounds = p.range_of(v);
+            }
+            bounds.start
+        };
+        let first = start_of(values[0]);
+        if values.iter().all(|v| start_of(*v) == first) {
+            self.write_part(first, batch.clone(), ts.values())?;
         } else {
             let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
             for (i, v) in values.iter().enumerate() {
-                groups
-                    .entry(v.div_euclid(width) * width)
-                    .or_default()
-                    .push(i as u32);
+                groups.entry(start_of(*v)).or_default().push(i as u32);
             }
             for (start, idx) in groups {
                 let part = take_record_batch(batch, &UInt32Array::from(idx))?;
@@ -218,11 +224,13 @@ pub async fn delete_files(store: &Arc<dyn ObjectStore>, stream: &str, files: &[F
     }
 }
 
-/// `date=YYYY-MM-DD/hour=HH` (or `date=…` alone) for a partition start.
+/// `date=YYYY-MM-DD/hour=HH`, `date=YYYY-MM-DD` or `month=YYYY-MM` for a
+/// partition start.
 pub fn partition_dir(p: Partitioning, start_us: i64) -> String {
     let t = DateTime::<Utc>::from_timestamp_micros(start_us).unwrap_or_default();
     match p {
         Partitioning::Hour => t.format("date=%Y-%m-%d/hour=%H").to_string(),
         Partitioning::Day => t.format("date=%Y-%m-%d").to_string(),
+        Partitioning::Month => t.format("month=%Y-%m").to_string(),
     }
 }
