@@ -6,23 +6,12 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use strata::config::Config;
 use strata::log::{AppendRequest, InputSource};
 use strata::sample::{write_sample, SampleFormat, SampleOptions};
-use strata::Strata;
 
 const EVENTS: u64 = 100_000;
-const ORDERS_SQL: &str = include_str!("../sql/orders.sql");
-
-fn project() -> (tempfile::TempDir, Strata) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
-    std::fs::write(dir.path().join("sql/orders.sql"), ORDERS_SQL).unwrap();
-    std::fs::write(dir.path().join("strata.toml"), "store = 'file://store'\n").unwrap();
-    let strata =
-        Strata::open(Config::load(&dir.path().join("strata.toml"), true).unwrap()).unwrap();
-    (dir, strata)
-}
+mod common;
+use common::project;
 
 fn bench_ingest(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -43,7 +32,7 @@ fn bench_ingest(c: &mut Criterion) {
         write_sample(opts, format, std::fs::File::create(&path).unwrap()).unwrap();
         group.bench_function(name, |b| {
             b.iter_batched(
-                project,
+                || project("store = 'file://store'\n"),
                 |(_dir, mut strata)| {
                     let req = AppendRequest {
                         inputs: vec![InputSource::new(path.to_str().unwrap(), None).unwrap()],

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (faster to link than one per file).
 
+mod bench;
 mod cli;
 mod common;
 mod concurrency;

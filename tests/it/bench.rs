@@ -1,0 +1,214 @@
+//! `strata bench` (the smoke run CI can afford), its TPC-H workload, and
+//! the compare worker that benches/compare.py drives — all through the real
+//! binary.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use arrow::array::RecordBatch;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn strata() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("strata").unwrap()
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn bench_events_smoke_run_reports_every_measure() {
+    let out = tempfile::tempdir().unwrap();
+    let (json, svg) = (out.path().join("b.json"), out.path().join("b.svg"));
+    strata()
+        .args(["bench", "--events", "20000", "--runs", "1", "--json"])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kappa replay"))
+        .stdout(predicate::str::contains("served query, batch ∪ speed"));
+    let r = read_json(&json);
+    assert_eq!(r["history_events"], 20000);
+    // A tenth of the history per commit.
+    assert_eq!(r["history_commits"], 10);
+    for i in r["ingest"].as_array().unwrap() {
+        assert_eq!(i["events"], 20000, "{i}");
+        assert!(i["events_per_s"]["median"].as_f64().unwrap() > 0.0);
+    }
+    let views: Vec<&str> = r["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["view"].as_str().unwrap())
+        .collect();
+    assert_eq!(views, ["revenue_hourly", "product_daily", "large_orders"]);
+    assert!(r["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["rows"].as_u64().unwrap() > 0));
+    // 1% of the history in speed; 20 freshness appends of 10 events.
+    assert_eq!(r["speed_events"], 200);
+    assert_eq!(r["freshness"]["samples_ms"].as_array().unwrap().len(), 20);
+    assert_eq!(r["replay_events"], 20000 + 200 + 20 * 10);
+    // Checkpointing every commit: 10 history + 1 speed + 20 freshness
+    // commits, for each of the three views.
+    assert_eq!(
+        r["checkpoint_pause"]["samples_ms"]
+            .as_array()
+            .unwrap()
+            .len(),
+        31 * 3
+    );
+    let inc = r["incremental"].as_array().unwrap();
+    assert_eq!(inc.len(), 2);
+    assert_eq!(inc[0]["history_commits"], 1);
+    assert_eq!(inc[1]["history_commits"], 9);
+    assert_eq!(inc[1]["history_events"], 18000);
+    assert_eq!(inc[1]["commit_events"], 2000);
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+    for label in ["ingest parquet", "kappa replay", "freshness"] {
+        assert!(svg.contains(label), "the chart has no '{label}'");
+    }
+}
+
+#[test]
+fn bench_tpch_runs_q1_and_q6_views_on_lineitem() {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("t.json");
+    strata()
+        .args(["bench", "--workload", "tpch", "--sf", "0.01", "--runs", "1"])
+        .arg("--json")
+        .arg(&json)
+        .assert()
+        .success();
+    let r = read_json(&json);
+    // SF 0.01 has 60,175 lineitem rows.
+    assert_eq!(r["history_events"], 60175);
+    let rows = |view: &str| {
+        r["batch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["view"] == view)
+            .unwrap_or_else(|| panic!("no view {view}"))["rows"]
+            .as_u64()
+            .unwrap()
+    };
+    // Q1 groups: (A,F), (N,F), (N,O), (R,F).
+    assert_eq!(rows("pricing_summary"), 4);
+    // Ship months 1992-01 .. 1998-12.
+    assert!((70..=84).contains(&rows("discount_revenue_monthly")));
+    assert!(rows("pricing_monthly") > rows("discount_revenue_monthly"));
+}
+
+#[test]
+fn bench_refuses_a_used_directory_and_bad_output_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+    strata()
+        .args(["bench", "--events", "100", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not empty"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
+        "mine"
+    );
+    strata()
+        .args(["bench", "--events", "100", "--plot", "chart.png"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "--plot chart.png: name a .svg file",
+        ));
+    strata()
+        .args(["bench", "--workload", "tpch", "--sf", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--sf 0"));
+}
+
+fn read_parquet(path: &str) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+#[test]
+fn compare_worker_runs_strata_and_datafusion_to_the_same_rows() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("project");
+    strata()
+        .args(["bench", "--events", "5000", "--prepare-only", "--dir"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("5000 events in 10 commits"));
+    let mut worker = Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .arg("--config")
+        .arg(dir.join("strata.toml"))
+        .arg("compare-worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = worker.stdin.take().unwrap();
+    let mut stdout = BufReader::new(worker.stdout.take().unwrap());
+    let mut ask = |line: &str| -> Value {
+        writeln!(stdin, "{line}").unwrap();
+        let mut reply = String::new();
+        stdout.read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{line}: {e}: {reply}"))
+    };
+    let info = ask("info");
+    assert_eq!(info["stream"], "orders");
+    let files = info["files"].as_array().unwrap();
+    assert!(files
+        .iter()
+        .all(|f| std::path::Path::new(f.as_str().unwrap()).exists()));
+    let views = info["views"].as_array().unwrap();
+    assert_eq!(views[0]["name"], "revenue_hourly");
+    assert_eq!(views[0]["order_by"][0], "hour");
+    for view in ["revenue_hourly", "product_daily", "large_orders"] {
+        let s = ask(&format!("strata {view}"));
+        let d = ask(&format!("datafusion {view}"));
+        assert!(s["ms"].as_f64().unwrap() > 0.0 && d["ms"].as_f64().unwrap() > 0.0);
+        assert_eq!(s["rows"], d["rows"], "{view}");
+        let mut ours = Vec::new();
+        for f in s["files"].as_array().unwrap() {
+            ours.extend(read_parquet(f.as_str().unwrap()));
+        }
+        let theirs = read_parquet(d["result"].as_str().unwrap());
+        let ours = arrow::compute::concat_batches(&ours[0].schema(), &ours).unwrap();
+        let theirs = arrow::compute::concat_batches(&theirs[0].schema(), &theirs).unwrap();
+        assert_eq!(ours.num_rows(), theirs.num_rows());
+        for c in 0..ours.num_columns() {
+            assert_eq!(
+                ours.column(c).to_data(),
+                theirs.column(c).to_data(),
+                "{view}: column {c} differs"
+            );
+        }
+    }
+    let err = ask("strata no_such_view");
+    assert!(
+        err["error"].as_str().unwrap().contains("no_such_view"),
+        "{err}"
+    );
+    ask_quit(&mut stdin);
+    assert!(worker.wait().unwrap().success());
+}
+
+fn ask_quit(stdin: &mut impl Write) {
+    writeln!(stdin, "quit").unwrap();
+}
