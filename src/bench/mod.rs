@@ -129,16 +129,8 @@ pub struct Machine {
 
 impl Machine {
     pub fn here() -> Self {
-        let memory_gib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-            let kib: f64 = m
-                .lines()
-                .find(|l| l.starts_with("MemTotal:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((kib / 1024.0 / 1024.0 * 10.0).round() / 10.0)
-        });
+        let memory_gib =
+            proc_kib("/proc/meminfo", "MemTotal:").map(|k| (k / 1048576.0 * 10.0).round() / 10.0);
         Self {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_gib,
@@ -281,17 +273,16 @@ fn project(dir: &Path, workload: &Workload) -> Result<Strata> {
     Strata::open(Config::load(&config, true)?)
 }
 
+/// The `key:` line of a /proc file, in KiB (Linux).
+fn proc_kib(file: &str, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Peak resident memory since the last reset, in MiB (Linux).
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((kib / 1024.0 * 10.0).round() / 10.0)
+    proc_kib("/proc/self/status", "VmHWM:").map(|k| (k / 1024.0 * 10.0).round() / 10.0)
 }
 
 /// Hand freed heap back to the system: glibc keeps it in per-thread
@@ -612,8 +603,19 @@ pub async fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Resul
         .await?;
     let checkpoint_pause = Latency::of(&pauses.into_inner().expect("not poisoned"));
     let mut incremental = Vec::new();
-    if history_commits >= 2 {
-        for at in [(history_commits / 10).max(1), history_commits - 1] {
+    // The commit after a tenth of the history, and the last history
+    // commit of the same size (the very last one may be partial).
+    let rows: Vec<u64> = strata.snapshots().await?[stream]
+        .commits()
+        .iter()
+        .map(|c| c.rows)
+        .collect();
+    let short = (history_commits / 10).max(1);
+    let long = (short + 1..history_commits)
+        .rev()
+        .find(|&c| rows[c as usize] == rows[short as usize]);
+    if let Some(long) = long {
+        for at in [short, long] {
             progress(&format!("kappa: one commit after {at} commits of history"));
             incremental.push(incremental_cost(&mut strata, at, runs.max(3)).await?);
         }
