@@ -211,3 +211,30 @@ fn compare_worker_runs_strata_and_datafusion_to_the_same_rows() {
 fn ask_quit(stdin: &mut impl Write) {
     writeln!(stdin, "quit").unwrap();
 }
+
+/// benches/compare.py end to end: it installs DuckDB into a venv under
+/// target/ (PyPI), prepares a small project with this binary, and checks
+/// that strata, DataFusion and DuckDB return the same rows for every view.
+#[test]
+fn compare_script_finds_the_same_rows_in_all_three_engines() {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("compare.json");
+    let status = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare.py"))
+        .arg("--strata")
+        .arg(assert_cmd::cargo::cargo_bin("strata"))
+        .args(["--events", "3000", "--runs", "1", "--dir"])
+        .arg(out.path().join("project"))
+        .arg("--json")
+        .arg(&json)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compare.py exited with {status}");
+    let r = read_json(&json);
+    let views = r["views"].as_array().unwrap();
+    assert_eq!(views.len(), 3);
+    for v in views {
+        assert_eq!(v["same_rows"], true, "{v}");
+        assert!(v["strata_over_duckdb"].as_f64().unwrap() > 0.0, "{v}");
+    }
+}
