@@ -93,7 +93,7 @@ fn kappa(c: &mut Criterion) {
             .unwrap();
         let ctx = kappa_context(strata.store()).unwrap();
         let plan = strata.kappa_plans(&ctx, &views).await.unwrap().remove(0);
-        let snapshot = strata.snapshots().await.unwrap().remove("orders").unwrap();
+        let snapshot = strata.snapshot("orders").await.unwrap();
         let commit = snapshot.commits().last().unwrap().clone();
         (ctx, plan, commit)
     });

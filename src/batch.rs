@@ -132,17 +132,28 @@ pub async fn served_version(
     Ok((newest, served))
 }
 
-/// Canonical order: the key columns, then every column.
-pub fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
-    let mut names: Vec<&str> = view.key.iter().map(String::as_str).collect();
+/// The columns of the canonical order: the key columns, then every other
+/// output column.
+pub fn canonical_columns(view: &ViewDef) -> Vec<String> {
+    let mut names = view.key.clone();
     for f in view.schema.fields() {
-        if !names.contains(&f.name().as_str()) {
-            names.push(f.name());
+        if !names.contains(f.name()) {
+            names.push(f.name().clone());
         }
     }
     names
-        .into_iter()
-        .map(|n| col(format!("\"{}\"", n.replace('"', "\"\""))).sort(true, false))
+}
+
+/// `name` as a quoted SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Canonical order: the key columns, then every column.
+pub fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
+    canonical_columns(view)
+        .iter()
+        .map(|n| col(quote_ident(n)).sort(true, false))
         .collect()
 }
 

@@ -152,6 +152,11 @@ impl Strata {
         Ok(out)
     }
 
+    /// The head snapshot of one stream, re-read from the store.
+    pub async fn snapshot(&mut self, stream: &str) -> Result<Snapshot> {
+        self.log_mut(stream)?.1.refresh().await
+    }
+
     /// A session with the strata store registered (and, on S3, the
     /// store's bucket as `s3://BUCKET`, for external Parquet).
     pub fn new_session(&self) -> Result<SessionContext> {

@@ -576,11 +576,14 @@ pub async fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Resul
 
     // 6. Kappa: replay from scratch, then checkpoint pauses, then the
     // incremental cost of one commit at two history sizes.
-    let replay_events: u64 = strata.snapshots().await?[stream]
+    let commit_rows: Vec<u64> = strata
+        .snapshot(stream)
+        .await?
         .commits()
         .iter()
         .map(|c| c.rows)
-        .sum();
+        .collect();
+    let replay_events: u64 = commit_rows.iter().sum();
     let mut replay_s = Vec::new();
     for run in 0..runs {
         progress(&format!(
@@ -605,15 +608,10 @@ pub async fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Resul
     let mut incremental = Vec::new();
     // The commit after a tenth of the history, and the last history
     // commit of the same size (the very last one may be partial).
-    let rows: Vec<u64> = strata.snapshots().await?[stream]
-        .commits()
-        .iter()
-        .map(|c| c.rows)
-        .collect();
     let short = (history_commits / 10).max(1);
     let long = (short + 1..history_commits)
         .rev()
-        .find(|&c| rows[c as usize] == rows[short as usize]);
+        .find(|&c| commit_rows[c as usize] == commit_rows[short as usize]);
     if let Some(long) = long {
         for at in [short, long] {
             progress(&format!("kappa: one commit after {at} commits of history"));
@@ -658,11 +656,7 @@ async fn incremental_cost(strata: &mut Strata, at: u64, runs: usize) -> Result<I
     let ctx = crate::kappa::plan::kappa_context(strata.store())?;
     let plans = strata.kappa_plans(&ctx, &views).await?;
     let stream = views.first().map(|v| v.stream.clone()).unwrap_or_default();
-    let snapshot = strata
-        .snapshots()
-        .await?
-        .remove(&stream)
-        .ok_or_else(|| StrataError::Usage(format!("no stream '{stream}'")))?;
+    let snapshot = strata.snapshot(&stream).await?;
     let commit = &snapshot.commits()[at as usize];
     let mut times = Vec::new();
     for _ in 0..runs {

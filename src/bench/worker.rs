@@ -26,7 +26,7 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::SessionContext;
 use serde_json::{json, Value};
 
-use crate::catalog::ViewDef;
+use crate::batch::{canonical_columns, quote_ident};
 use crate::config::StoreLocation;
 use crate::error::{Result, StrataError};
 use crate::log::file_path;
@@ -69,17 +69,6 @@ pub async fn serve(strata: &mut Strata, input: impl BufRead, mut out: impl Write
     Ok(())
 }
 
-/// Key columns, then the other output columns: the batch layer's order.
-fn canonical_columns(view: &ViewDef) -> Vec<String> {
-    let mut cols = view.key.clone();
-    for f in view.schema.fields() {
-        if !cols.contains(f.name()) {
-            cols.push(f.name().clone());
-        }
-    }
-    cols
-}
-
 /// The log files of the views' stream at its head, as absolute paths.
 async fn log_files(strata: &mut Strata, root: &Path) -> Result<(String, Vec<PathBuf>)> {
     let views = strata.materialized_views(&[])?;
@@ -87,11 +76,7 @@ async fn log_files(strata: &mut Strata, root: &Path) -> Result<(String, Vec<Path
         .first()
         .map(|v| v.stream.clone())
         .ok_or_else(|| StrataError::Usage("the project has no materialized views".into()))?;
-    let snapshot = strata
-        .snapshots()
-        .await?
-        .remove(&stream)
-        .ok_or_else(|| StrataError::Usage(format!("no stream '{stream}'")))?;
+    let snapshot = strata.snapshot(&stream).await?;
     let files = snapshot
         .files()
         .map(|f| root.join(file_path(&stream, f).as_ref()))
@@ -147,7 +132,7 @@ async fn run_datafusion(
     ctx.register_table(stream.as_str(), Arc::new(ListingTable::try_new(config)?))?;
     let order: Vec<String> = canonical_columns(&def)
         .iter()
-        .map(|c| format!("\"{c}\""))
+        .map(|c| quote_ident(c))
         .collect();
     let sql = format!(
         "SELECT * FROM ({}) ORDER BY {}",

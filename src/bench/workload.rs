@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
 use crate::catalog::Catalog;
 use crate::engine::iso_micros;
@@ -243,15 +243,15 @@ fn retime(b: RecordBatch, seq: u64) -> Result<RecordBatch> {
     let key = schema.index_of("l_orderkey")?;
     let ship = schema.index_of("l_shipdate")?;
     let mut columns = b.columns().to_vec();
-    let keys = b.column(key).as_any().downcast_ref::<Int64Array>();
     let offset = 1_000_000_000_000 + seq as i64 * 100_000_000;
-    let keys = keys
-        .ok_or_else(|| StrataError::Usage("lineitem.l_orderkey is not BIGINT".into()))?
+    let keys: Int64Array = b
+        .column(key)
+        .as_primitive::<Int64Type>()
         .iter()
         .map(|k| k.map(|k| k + offset))
-        .collect::<Int64Array>();
+        .collect();
     columns[key] = Arc::new(keys);
-    let ts = arrow::array::AsArray::as_primitive::<TimestampMicrosecondType>(b.column(ship));
+    let ts = b.column(ship).as_primitive::<TimestampMicrosecondType>();
     let shifted: TimestampMicrosecondArray = if seq == 0 {
         // 1992 → 2000: whole days, so the months stay new keys.
         ts.iter()
