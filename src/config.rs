@@ -232,7 +232,7 @@ impl Config {
         let file = match std::fs::read_to_string(path) {
             Ok(text) => toml::from_str::<ConfigFile>(&text).map_err(|e| StrataError::Config {
                 path: path.to_path_buf(),
-                message: e.to_string().trim().replace('\n', " "),
+                message: toml_error(&text, &e),
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 ConfigFile::default()
@@ -321,6 +321,64 @@ fn parse_store(store: &str, base: &Path) -> std::result::Result<StoreLocation, S
         ));
     }
     Ok(StoreLocation::Local(base.join(store)))
+}
+
+/// A TOML error as one line naming the line and the key, never a value:
+/// the file holds secrets, and toml's own message quotes the offending
+/// line (and serde's quotes the offending value).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let key = line
+        .and_then(|n| text.lines().nth(n - 1))
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        });
+    let message = redact_values(e.message());
+    match (line, key) {
+        (Some(n), Some(k)) => format!("line {n}, key `{k}`: {message}"),
+        (Some(n), None) => format!("line {n}: {message}"),
+        _ => message,
+    }
+}
+
+/// `message` with every quoted value replaced: serde writes values as
+/// `string "…"` or in backticks (`integer `5``); names of keys and
+/// variants, which are plain lower-case words, are kept.
+fn redact_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find(['"', '`']) {
+        out.push_str(&rest[..i]);
+        let quote = rest[i..].chars().next().unwrap_or('"');
+        let after = &rest[i + 1..];
+        let Some(end) = after.find(quote) else {
+            out.push_str("<value>");
+            rest = "";
+            break;
+        };
+        let inner = &after[..end];
+        let is_name = !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && inner.starts_with(|c: char| c.is_ascii_lowercase());
+        if quote == '`' && is_name {
+            out.push('`');
+            out.push_str(inner);
+            out.push('`');
+        } else {
+            out.push_str("<value>");
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The starter `strata.toml` written by `strata init`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use object_store::ObjectStore;
 use serde::Serialize;
 
@@ -16,6 +16,7 @@ use crate::catalog::{Catalog, ViewDef};
 use crate::config::{Config, Mode, S3Config, StoreLocation};
 use crate::error::Result;
 use crate::error::StrataError;
+use crate::guard::{SqlGuard, SqlPolicy};
 use crate::kappa::verify::VerifyReport;
 use crate::kappa::{
     self, plan::KappaPlan, ReplayEvent, ReplayOptions, ReplayReport, ViewProcessor,
@@ -237,10 +238,16 @@ impl Strata {
         })
     }
 
+    /// A session for a user's SQL under `policy`: [`Strata::new_session`]
+    /// with URL tables the guard checks before reading anything.
+    pub fn user_session(&self, policy: SqlPolicy) -> Result<SessionContext> {
+        Ok(self.guard(policy).with_url_tables(self.new_session()?))
+    }
+
     /// A DataFusion session serving every stream (files ∪ in-memory tail)
     /// and every view (batch ∪ speed), at the head of the log.
     pub async fn session(&mut self) -> Result<SessionContext> {
-        let ctx = self.new_session()?;
+        let ctx = self.user_session(SqlPolicy::default())?;
         self.serve(&ctx).await?;
         Ok(ctx)
     }
@@ -300,7 +307,14 @@ impl Strata {
     }
 
     async fn register_plain_views(&self, ctx: &SessionContext) -> Result<()> {
+        // A plain view runs with the rights of a default query, whoever
+        // reads it: no host files through a view.
+        let guard = self.guard(SqlPolicy::default());
         for view in self.catalog.views.iter().filter(|v| !v.materialized) {
+            let plan = ctx.state().create_logical_plan(&view.query).await?;
+            guard
+                .check(&plan)
+                .map_err(|e| StrataError::Refused(format!("view '{}': {}", view.name, e)))?;
             ctx.sql(&format!(
                 "CREATE OR REPLACE VIEW \"{}\" AS {}",
                 view.name, view.query
@@ -650,15 +664,43 @@ impl Strata {
         Ok(out)
     }
 
-    /// Run one SQL statement over the served tables.
-    /// Files can be named as tables (`FROM 's3://bucket/x.parquet'`, on
-    /// the configured store's bucket, or a local path).
+    /// Run one read-only SQL statement over the served tables, under the
+    /// default [`SqlPolicy`]: objects in the store's S3 bucket can be named
+    /// as tables (`FROM 's3://bucket/x.parquet'`); nothing is written.
     pub async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let ctx = self.session().await?.enable_url_table();
-        let df = ctx.sql(sql).await?;
+        self.query_with(sql, SqlPolicy::default()).await
+    }
+
+    /// [`Strata::query`] under `policy`.
+    pub async fn query_with(
+        &mut self,
+        sql: &str,
+        policy: SqlPolicy,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let ctx = self.user_session(policy)?;
+        self.serve(&ctx).await?;
+        let df = self.sql(&ctx, sql, policy).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         Ok((schema, batches))
+    }
+
+    /// The guard of this store under `policy`.
+    pub fn guard(&self, policy: SqlPolicy) -> SqlGuard {
+        SqlGuard::new(&self.config.store, policy)
+    }
+
+    /// The one guarded SQL path: plan `sql` in `ctx`, refuse it unless
+    /// `policy` allows everything it does, and return it ready to run.
+    pub async fn sql(
+        &self,
+        ctx: &SessionContext,
+        sql: &str,
+        policy: SqlPolicy,
+    ) -> Result<DataFrame> {
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        self.guard(policy).check(&plan)?;
+        Ok(ctx.execute_logical_plan(plan).await?)
     }
 
     /// Per-stream summary at the head.

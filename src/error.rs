@@ -16,8 +16,9 @@ pub enum StrataError {
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
 
-    /// A problem in a SQL definition file, with its line.
-    #[error("{path}:{line}: {message}")]
+    /// A problem in a SQL definition file, with its line (one line: the
+    /// parser's message may quote the text it stopped at).
+    #[error("{}:{line}: {}", .path.display(), escape_control(.message))]
     Definition {
         path: PathBuf,
         line: u64,
@@ -25,7 +26,9 @@ pub enum StrataError {
     },
 
     /// A rejected input row or file: `where` names the file and line or row.
-    #[error("{location}: {message}")]
+    /// Control characters (from a user's value or file name) are escaped:
+    /// the message is one line.
+    #[error("{}: {}", escape_control(location), escape_control(message))]
     Input { location: String, message: String },
 
     /// A name that the catalog does not know.
@@ -44,13 +47,31 @@ pub enum StrataError {
     #[error("stream '{stream}': gave up after {attempts} commit attempts lost to other writers")]
     CommitContention { stream: String, attempts: u32 },
 
+    /// A Kappa replay kept losing the race for its view's next checkpoint
+    /// number to other replays of the view (each lost race is otherwise
+    /// benign: see `kappa::checkpoint`).
+    #[error("view '{view}': gave up at checkpoint {seq} after {attempts} attempts lost to other replays of the view")]
+    CheckpointConflict {
+        view: String,
+        seq: u64,
+        attempts: u32,
+    },
+
     /// Kappa state or checkpoints are not in the shape they must be.
     #[error("{0}")]
     Kappa(String),
 
+    /// `strata check` found damage in the store.
+    #[error("{0}")]
+    Damaged(String),
+
     /// The command line asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),
+
+    /// A SQL statement the guarded SQL path does not run (see `guard`).
+    #[error("refused: {0}")]
+    Refused(String),
 
     /// DataFusion's messages may span lines; a user gets one.
     #[error("{}", one_line(&.0.to_string()))]
@@ -74,6 +95,25 @@ pub enum StrataError {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `s` with control characters escaped — `\n`, `\r`, `\t`, others as
+/// `\u{..}` — so a message that quotes a user's value stays on one line.
+pub fn escape_control(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl StrataError {

@@ -16,10 +16,12 @@
 pub mod batch;
 pub mod bench;
 pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod config;
 mod engine;
 pub mod error;
+pub mod guard;
 pub mod kappa;
 pub mod log;
 pub mod sample;

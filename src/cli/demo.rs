@@ -17,7 +17,7 @@ const FRESH: &str = "orders-fresh.ndjson";
 /// Runs a titled query.
 async fn show(strata: &mut Strata, title: &str, sql: &str) -> Result<()> {
     println!("\n-- {title}\n{sql}");
-    super::query(strata, sql, OutputFormat::Table).await
+    super::query(strata, sql, OutputFormat::Table, Default::default()).await
 }
 
 pub async fn run(strata: &mut Strata) -> Result<()> {

@@ -157,7 +157,8 @@ pub async fn verify(
         println!("verify: all {} views match", reports.len());
         Ok(reports)
     } else {
-        Err(StrataError::Usage(format!(
+        // A verdict on the data, not a usage error.
+        Err(StrataError::Kappa(format!(
             "verify: {} of {} views do not match: {}",
             failed.len(),
             reports.len(),

@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{Config, STARTER_CONFIG, STARTER_SQL};
 use crate::error::{Result, StrataError};
+use crate::guard::SqlPolicy;
 use crate::log::{AppendOutcome, AppendRequest, InputFormat, InputSource};
 use crate::sample::{write_sample, SampleFormat, SampleOptions};
 use crate::{Strata, StreamStatus};
@@ -68,10 +69,13 @@ pub enum Command {
     },
     /// Run SQL over the streams at their latest commit.
     Query {
-        /// The SQL statement.
+        /// The SQL statement (read-only: no DDL, DML or SET).
         sql: String,
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
+        /// Allow statements that read or write host files (URL tables, CREATE EXTERNAL TABLE, COPY … TO). The store's own files are never writable.
+        #[arg(long)]
+        allow_host_files: bool,
     },
     /// Recompute materialized views from the head of the log and publish a new version of each.
     Batch {
@@ -107,6 +111,18 @@ pub enum Command {
     Status {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
+    },
+    /// Check the store: records readable and commits gap-free, every named file present with its recorded size and checksum, schema fingerprints, orphan files. Fails on damage; orphans alone are listed but pass unless --strict.
+    Check {
+        /// Remove orphan files older than --grace (never a file a record names).
+        #[arg(long)]
+        gc: bool,
+        /// With --gc: keep orphans younger than this (e.g. 0s, 15m, 1h, 2d), which may belong to a write in progress.
+        #[arg(long, default_value = "1h", value_parser = crate::check::parse_duration)]
+        grace: std::time::Duration,
+        /// Fail when orphan files remain.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run the whole cycle on the sample in data/ and sql/.
     Demo,
@@ -250,7 +266,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                     };
                     ingest(&mut strata, &stream, req).await.map(|_| ())
                 }
-                Command::Query { sql, format } => query(&mut strata, &sql, format).await,
+                Command::Query {
+                    sql,
+                    format,
+                    allow_host_files,
+                } => {
+                    let policy = SqlPolicy { allow_host_files };
+                    query(&mut strata, &sql, format, policy).await
+                }
                 Command::Batch { views } => batch(&mut strata, &views).await.map(|_| ()),
                 Command::Replay {
                     views,
@@ -275,6 +298,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     .await
                     .map(|_| ()),
                 Command::Status { format } => status(&mut strata, format).await,
+                Command::Check { gc, grace, strict } => {
+                    let opts = crate::check::CheckOptions { gc, grace };
+                    let report = crate::check::check_store(&strata, &opts).await?;
+                    print!("{report}");
+                    report.verdict(strict)
+                }
                 Command::Demo => demo::run(&mut strata).await,
                 Command::Shell {
                     command,
@@ -370,9 +399,14 @@ pub async fn ingest(
 }
 
 /// `strata query`: results on stdout, row count and time on stderr.
-pub async fn query(strata: &mut Strata, sql: &str, format: OutputFormat) -> Result<()> {
+pub async fn query(
+    strata: &mut Strata,
+    sql: &str,
+    format: OutputFormat,
+    policy: SqlPolicy,
+) -> Result<()> {
     let started = Instant::now();
-    let (schema, batches) = strata.query(sql).await?;
+    let (schema, batches) = strata.query_with(sql, policy).await?;
     let mut out = std::io::stdout().lock();
     print_batches(&schema, &batches, format, &mut out)?;
     if format == OutputFormat::Table {

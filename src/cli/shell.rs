@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::array::{RecordBatch, StringArray};
-use datafusion::common::tree_node::TreeNode;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{self, Statement};
 use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
@@ -27,6 +25,7 @@ use super::helper::{Names, ShellHelper};
 use super::print::{print_batches, row_count, OutputFormat};
 use crate::catalog::{normalize_ident, object_name};
 use crate::error::{Result, StrataError};
+use crate::guard::SqlPolicy;
 use crate::log::AppendOutcome;
 use crate::Strata;
 
@@ -47,7 +46,7 @@ pub struct Shell<'a> {
     format: OutputFormat,
     timing: bool,
     max_rows: usize,
-    allow_host_files: bool,
+    policy: SqlPolicy,
     names: Names,
 }
 
@@ -73,14 +72,14 @@ pub async fn run(strata: &mut Strata, opts: ShellOptions) -> Result<()> {
 
 impl<'a> Shell<'a> {
     pub fn new(strata: &'a mut Strata, allow_host_files: bool) -> Result<Self> {
-        let ctx = strata.new_session()?;
+        let ctx = strata.user_session(SqlPolicy { allow_host_files })?;
         let shell = Self {
             strata,
             ctx,
             format: OutputFormat::Table,
             timing: true,
             max_rows: 40,
-            allow_host_files,
+            policy: SqlPolicy { allow_host_files },
             names: Arc::new(Mutex::new(BTreeSet::new())),
         };
         shell.refresh_names();
@@ -230,20 +229,7 @@ impl<'a> Shell<'a> {
             _ => {}
         }
         self.strata.serve(&self.ctx).await?;
-        let plan = self.ctx.state().create_logical_plan(sql).await?;
-        // Anywhere in the plan: EXPLAIN ANALYZE COPY … runs the COPY too.
-        let host_files = plan.exists(|node| {
-            Ok(matches!(
-                node,
-                LogicalPlan::Copy(_) | LogicalPlan::Ddl(DdlStatement::CreateExternalTable(_))
-            ))
-        })?;
-        if host_files && !self.allow_host_files {
-            return Err(StrataError::Usage(
-                "CREATE EXTERNAL TABLE and COPY read or write host files: start the shell with --allow-host-files to allow them".into(),
-            ));
-        }
-        let df = self.ctx.execute_logical_plan(plan).await?;
+        let df = self.strata.sql(&self.ctx, sql, self.policy).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         self.print(&schema, &batches, started)
@@ -352,7 +338,12 @@ impl<'a> Shell<'a> {
             .as_ref()
             .ok_or_else(|| StrataError::Usage("INSERT needs VALUES or a SELECT".into()))?;
         self.strata.serve(&self.ctx).await?;
-        let batches = self.ctx.sql(&source.to_string()).await?.collect().await?;
+        let batches = self
+            .strata
+            .sql(&self.ctx, &source.to_string(), self.policy)
+            .await?
+            .collect()
+            .await?;
         let mut renamed = Vec::with_capacity(batches.len());
         for b in batches {
             if b.num_columns() != columns.len() {

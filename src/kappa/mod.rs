@@ -19,6 +19,13 @@
 //! A commit is a unit: the state reflects whole commits only, and a
 //! checkpoint records how many, so a killed replay resumes exactly where
 //! its last complete checkpoint left off — no commit counted twice.
+//!
+//! Several replays of one view may run at once (a `replay --follow` and
+//! the replays of shell INSERTs in kappa mode): none owns the checkpoints.
+//! Losing the race for a checkpoint number is benign — the loser adopts
+//! the winner's checkpoint when it reflects as much, or tries again at
+//! the next number — and retention spares what another replay's
+//! checkpoint names or is about to; the protocol is in [`checkpoint`].
 
 pub mod checkpoint;
 pub mod plan;
@@ -39,8 +46,9 @@ use crate::catalog::ViewDef;
 use crate::error::{Result, StrataError};
 use crate::log::CommitRecord;
 use checkpoint::{
-    checkpoint_prefix, latest_checkpoint, list_checkpoints, publish, read_state,
-    retire_checkpoints, write_state, CheckpointRecord, CHECKPOINT_FORMAT,
+    checkpoint_prefix, latest_checkpoint, new_attempt, pin, publish, read_checkpoint,
+    read_checkpoints, read_state, remove_unnamed, retire_checkpoints, unpin, write_state,
+    CheckpointRecord, CHECKPOINT_FORMAT, MAX_CHECKPOINT_ATTEMPTS,
 };
 use plan::{run_on_files, run_post, KappaPlan, PlanKind};
 use state::GroupedState;
@@ -58,16 +66,22 @@ pub struct CheckpointPolicy {
 pub struct ViewProcessor {
     pub plan: KappaPlan,
     state: Option<GroupedState>,
-    /// Row views: segments of the last checkpoint, and rows since.
-    segments: Vec<PartFile>,
-    pending: Vec<RecordBatch>,
+    /// Row views: the checkpoint whose segments this replay continues
+    /// (resumed from, adopted or written last), and the rows of each
+    /// commit since, by commit number.
+    base: Option<CheckpointRecord>,
+    pending: Vec<(u64, RecordBatch)>,
     /// State reflects commits `0..commits`.
     pub commits: u64,
     /// Events read to get here (including before a resumed checkpoint).
     pub events: u64,
     /// The checkpoint this replay resumed from.
     pub resumed: Option<CheckpointRecord>,
-    next_seq: u64,
+    /// Checkpoints reflecting more commits than this are not used.
+    limit: Option<u64>,
+    /// Whether other replays' checkpoints may be adopted or continued
+    /// (not by a `--from-scratch` replay, unless its own base is gone).
+    trust_others: bool,
     since_checkpoint: u64,
     last_checkpoint: Instant,
     writer_id: String,
@@ -113,6 +127,16 @@ pub async fn read_parts(
     Ok(out)
 }
 
+/// Tries at resuming when the chosen checkpoint is retired while read.
+const RESUME_ATTEMPTS: usize = 8;
+
+/// What one checkpoint attempt wrote.
+struct Attempt {
+    record: CheckpointRecord,
+    /// Its own new files (not those of the base it continues).
+    fresh: Vec<String>,
+}
+
 impl ViewProcessor {
     /// Start from the newest checkpoint of the current definition that
     /// reflects at most `limit` commits (or from nothing).
@@ -123,45 +147,53 @@ impl ViewProcessor {
         limit: Option<u64>,
     ) -> Result<Self> {
         let view = &plan.view;
-        let resumed = if from_scratch {
-            None
-        } else {
-            latest_checkpoint(store, view, limit, Some(&plan.fingerprint)).await?
-        };
-        let next_seq = list_checkpoints(store, &view.name)
-            .await?
-            .last()
-            .map_or(1, |s| s + 1);
-        let mut state = match &plan.kind {
-            PlanKind::Grouped(g) => Some(GroupedState::new(g)?),
-            PlanKind::Rows { .. } => None,
-        };
-        let mut segments = Vec::new();
-        if let Some(cp) = &resumed {
-            match (&mut state, &cp.state) {
-                (Some(state), Some(file)) => {
-                    for b in read_state(store, file).await? {
-                        state.merge(&b)?;
+        let mut attempts = 0;
+        let (resumed, state) = loop {
+            let resumed = if from_scratch {
+                None
+            } else {
+                latest_checkpoint(store, view, limit, Some(&plan.fingerprint)).await?
+            };
+            let mut state = match &plan.kind {
+                PlanKind::Grouped(g) => Some(GroupedState::new(g)?),
+                PlanKind::Rows { .. } => None,
+            };
+            match (&mut state, resumed.as_ref().map(|cp| (cp, &cp.state))) {
+                (_, None) | (None, Some((_, None))) => {}
+                (Some(state), Some((_, Some(file)))) => match read_state(store, file).await {
+                    Ok(batches) => {
+                        for b in batches {
+                            state.merge(&b)?;
+                        }
                     }
-                }
-                (None, None) => segments = cp.output.clone(),
-                _ => {
+                    // Retired by another replay since it was chosen.
+                    Err(StrataError::ObjectStore(object_store::Error::NotFound { .. }))
+                        if attempts + 1 < RESUME_ATTEMPTS =>
+                    {
+                        attempts += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+                (_, Some((cp, _))) => {
                     return Err(StrataError::Kappa(format!(
                         "view '{}': checkpoint {} does not match the view's kind; replay with --from-scratch",
                         view.name, cp.seq
                     )))
                 }
             }
-        }
+            break (resumed, state);
+        };
         Ok(Self {
             commits: resumed.as_ref().map_or(0, |c| c.commits),
             events: resumed.as_ref().map_or(0, |c| c.events),
+            base: resumed.clone().filter(|_| state.is_none()),
             plan,
             state,
-            segments,
             pending: Vec::new(),
             resumed,
-            next_seq,
+            limit,
+            trust_others: !from_scratch,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             writer_id: uuid::Uuid::new_v4().to_string(),
@@ -189,8 +221,11 @@ impl ViewProcessor {
         match &self.plan.kind {
             PlanKind::Rows { plan } => {
                 let rows = run_on_files(ctx, plan, stream, &commit.files).await?;
-                self.pending
-                    .extend(rows.into_iter().filter(|b| b.num_rows() > 0));
+                self.pending.extend(
+                    rows.into_iter()
+                        .filter(|b| b.num_rows() > 0)
+                        .map(|b| (commit.commit, b)),
+                );
             }
             PlanKind::Grouped(g) => {
                 let partial = run_on_files(ctx, &g.partial, stream, &commit.files).await?;
@@ -230,6 +265,16 @@ impl ViewProcessor {
         Ok((snapshot, rows))
     }
 
+    /// Row views: the segments of the base.
+    fn segments(&self) -> &[PartFile] {
+        self.base.as_ref().map_or(&[], |b| b.output.as_slice())
+    }
+
+    /// Commits the base's segments reflect.
+    fn base_commits(&self) -> u64 {
+        self.base.as_ref().map_or(0, |b| b.commits)
+    }
+
     /// The view as of `self.commits`, in canonical order.
     pub async fn output(
         &mut self,
@@ -239,8 +284,8 @@ impl ViewProcessor {
         let rows = match &self.plan.kind {
             PlanKind::Grouped(_) => self.grouped_rows(ctx).await?.1,
             PlanKind::Rows { .. } => {
-                let mut rows = read_parts(store, &self.segments).await?;
-                rows.extend(self.pending.iter().cloned());
+                let mut rows = read_parts(store, self.segments()).await?;
+                rows.extend(self.pending.iter().map(|(_, b)| b.clone()));
                 rows
             }
         };
@@ -259,8 +304,42 @@ impl ViewProcessor {
         Ok((record, started.elapsed()))
     }
 
-    /// Write a checkpoint of the current state and output; remove old ones
-    /// beyond `retain`.
+    /// Whether this replay may build on `r`: the current definition and
+    /// state layout, within the limit, and its own unless it trusts others.
+    fn usable(&self, r: &CheckpointRecord) -> bool {
+        r.sql_hash == self.plan.view.sql_hash()
+            && r.plan_fingerprint == self.plan.fingerprint
+            && self.limit.is_none_or(|l| r.commits <= l)
+            && (self.trust_others || r.writer_id == self.writer_id)
+    }
+
+    /// Take `r` (another replay's, reflecting at least as many commits) as
+    /// this replay's checkpoint. A row view continues from it; a grouped
+    /// view keeps its own state, which equals `r`'s at the same commit.
+    fn adopt(&mut self, r: &CheckpointRecord) -> CheckpointRecord {
+        if let PlanKind::Rows { .. } = self.plan.kind {
+            self.commits = r.commits;
+            self.events = r.events;
+            self.pending.clear();
+            self.base = Some(r.clone());
+        }
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        r.clone()
+    }
+
+    /// Row views: continue `r`'s segments (it reflects commits between the
+    /// base's and this replay's) with the rows of the commits after it.
+    fn rebase(&mut self, r: &CheckpointRecord) {
+        debug_assert!(self.base_commits() <= r.commits && r.commits <= self.commits);
+        self.pending.retain(|(c, _)| *c >= r.commits);
+        self.base = Some(r.clone());
+    }
+
+    /// Write a checkpoint of the current state and output — or adopt
+    /// another replay's that reflects at least as much — and remove old
+    /// ones beyond `retain`. Concurrent replays of the view are fine: see
+    /// [`checkpoint`] for the protocol.
     pub async fn checkpoint(
         &mut self,
         ctx: &SessionContext,
@@ -268,61 +347,166 @@ impl ViewProcessor {
         retain: usize,
     ) -> Result<CheckpointRecord> {
         let view = self.plan.view.clone();
-        let seq = self.next_seq;
-        let prefix = checkpoint_prefix(&view.name, seq);
-        let mut parts = PartWriter::new(store.clone(), view.schema.clone(), prefix.clone());
-        let (state_file, output, rows) = match &self.plan.kind {
+        let grouped = match self.plan.kind {
             PlanKind::Grouped(_) => {
                 let (snapshot, rows) = self.grouped_rows(ctx).await?;
+                Some((snapshot, canonical_rows(ctx, &view, rows).await?))
+            }
+            PlanKind::Rows { .. } => None,
+        };
+        let rows_view = grouped.is_none();
+        let mut base_lost = false;
+        let mut seq = 0;
+        for _ in 0..MAX_CHECKPOINT_ATTEMPTS {
+            let (seqs, records) = read_checkpoints(store, &view.name).await?;
+            seq = seqs.last().map_or(1, |s| s + 1);
+            let preferred = records
+                .iter()
+                .filter(|r| self.usable(r))
+                .max_by_key(|r| (r.commits, r.seq));
+            if let Some(r) = preferred {
+                if r.commits >= self.commits && (r.writer_id != self.writer_id || base_lost) {
+                    return Ok(self.adopt(r));
+                }
+            }
+            if rows_view {
+                match preferred {
+                    Some(r)
+                        if Some(r) != self.base.as_ref()
+                            && (self.base_commits()..self.commits).contains(&r.commits) =>
+                    {
+                        self.rebase(r)
+                    }
+                    _ if base_lost => {
+                        return Err(StrataError::Kappa(format!(
+                            "view '{}': checkpoint {} that this replay continues was retired by another replay, and no other reflects between {} and {} commits; replay again",
+                            view.name,
+                            self.base.as_ref().map_or(0, |b| b.seq),
+                            self.base_commits(),
+                            self.commits
+                        )))
+                    }
+                    _ => {}
+                }
+                base_lost = false;
+            }
+            // A row view names its base's files again: pin them, then make
+            // sure the base still stands (it is not retired under us).
+            let pinned = match &self.base {
+                Some(base) if rows_view && !base.output.is_empty() => {
+                    let pinned = pin(store, &self.writer_id, base).await?;
+                    if read_checkpoint(store, &view.name, base.seq).await?.as_ref() != Some(base) {
+                        unpin(store, &pinned).await;
+                        if !self.trust_others {
+                            tracing::warn!(
+                                "view '{}': the checkpoint this --from-scratch replay continues was retired by another replay; continuing from the best other",
+                                view.name
+                            );
+                            self.trust_others = true;
+                        }
+                        base_lost = true;
+                        continue;
+                    }
+                    Some(pinned)
+                }
+                _ => None,
+            };
+            let attempt = self.write_attempt(ctx, store, seq, grouped.as_ref()).await;
+            let published = match &attempt {
+                Ok(a) => publish(store, &a.record).await,
+                Err(_) => Ok(false),
+            };
+            if let Some(pinned) = &pinned {
+                unpin(store, pinned).await;
+            }
+            let attempt = attempt?;
+            if !published? {
+                // Lost the number: nothing names these files, nothing will.
+                remove_unnamed(store, &attempt.fresh).await;
+                continue;
+            }
+            let record = attempt.record;
+            if rows_view {
+                self.pending.clear();
+                self.base = Some(record.clone());
+            }
+            retire_checkpoints(store, &view, retain).await?;
+            self.since_checkpoint = 0;
+            self.last_checkpoint = Instant::now();
+            return Ok(record);
+        }
+        Err(StrataError::CheckpointConflict {
+            view: view.name.clone(),
+            seq,
+            attempts: MAX_CHECKPOINT_ATTEMPTS,
+        })
+    }
+
+    /// Write the files of checkpoint `seq` under a fresh attempt suffix and
+    /// the record that would name them (not published).
+    async fn write_attempt(
+        &self,
+        ctx: &SessionContext,
+        store: &Arc<dyn ObjectStore>,
+        seq: u64,
+        grouped: Option<&(RecordBatch, Vec<RecordBatch>)>,
+    ) -> Result<Attempt> {
+        let view = &self.plan.view;
+        let prefix = checkpoint_prefix(&view.name, seq);
+        let mut parts = PartWriter::new(store.clone(), view.schema.clone(), prefix.clone());
+        let (state_file, output, fresh) = match grouped {
+            Some((snapshot, rows)) => {
                 let file = write_state(
                     store,
-                    format!("{prefix}/state-{}.arrow", &self.writer_id[..8]),
-                    &snapshot,
+                    format!("{prefix}/state-{}.arrow", new_attempt()),
+                    snapshot,
                 )
                 .await?;
-                for b in canonical_rows(ctx, &view, rows).await? {
-                    parts.push(&b).await?;
+                for b in rows {
+                    parts.push(b).await?;
                 }
                 parts.finish().await?;
-                (Some(file), parts.files, parts.rows)
+                let fresh = std::iter::once(file.path.clone())
+                    .chain(parts.files.iter().map(|f| f.path.clone()))
+                    .collect();
+                (Some(file), parts.files, fresh)
             }
-            PlanKind::Rows { .. } => {
-                let mut segments = self.segments.clone();
-                if self.pending.iter().any(|b| b.num_rows() > 0) {
-                    let pending = std::mem::take(&mut self.pending);
-                    for b in canonical_rows(ctx, &view, pending).await? {
+            None => {
+                let mut output = self.segments().to_vec();
+                let mut fresh = Vec::new();
+                if !self.pending.is_empty() {
+                    let pending = self.pending.iter().map(|(_, b)| b.clone()).collect();
+                    for b in canonical_rows(ctx, view, pending).await? {
                         parts.push(&b).await?;
                     }
                     parts.finish().await?;
-                    segments.extend(parts.files);
+                    fresh = parts.files.iter().map(|f| f.path.clone()).collect();
+                    output.extend(parts.files);
                 }
-                let rows = segments.iter().map(|f| f.rows).sum();
-                (None, segments, rows)
+                (None, output, fresh)
             }
         };
-        let record = CheckpointRecord {
-            format: CHECKPOINT_FORMAT,
-            view: view.name.clone(),
-            seq,
-            stream: view.stream.clone(),
-            commits: self.commits,
-            sql_hash: view.sql_hash(),
-            plan_fingerprint: self.plan.fingerprint.clone(),
-            writer_id: self.writer_id.clone(),
-            events: self.events,
-            rows,
-            state: state_file,
-            output,
+        let rows = match &state_file {
+            Some(_) => parts.rows,
+            None => output.iter().map(|f| f.rows).sum(),
         };
-        publish(store, &record).await?;
-        if let PlanKind::Rows { .. } = self.plan.kind {
-            self.segments = record.output.clone();
-        }
-        retire_checkpoints(store, &view, retain).await?;
-        self.next_seq += 1;
-        self.since_checkpoint = 0;
-        self.last_checkpoint = Instant::now();
-        Ok(record)
+        Ok(Attempt {
+            record: CheckpointRecord {
+                format: CHECKPOINT_FORMAT,
+                view: view.name.clone(),
+                seq,
+                stream: view.stream.clone(),
+                commits: self.commits,
+                sql_hash: view.sql_hash(),
+                plan_fingerprint: self.plan.fingerprint.clone(),
+                writer_id: self.writer_id.clone(),
+                events: self.events,
+                rows,
+                state: state_file,
+                output,
+            },
+            fresh,
+        })
     }
 }
 

@@ -78,8 +78,8 @@ pub async fn append_inputs(
     finish_append(log, stream, req.idempotency_key, write_result, read_result).await
 }
 
-/// Append in-memory batches (any subset of the declared columns, any types
-/// that cast to them) as one commit.
+/// Append in-memory batches (any subset of the declared columns, values
+/// converted by the one rule of `convert`) as one commit.
 pub async fn append_batches(
     log: &mut StreamLog,
     stream: &StreamDef,
@@ -94,7 +94,7 @@ pub async fn append_batches(
     let mut conform_err = None;
     for raw in &batches {
         let first = rows;
-        match super::ingest::conform(raw, stream, &|i| format!("row {}", first + i as u64 + 1)) {
+        match super::convert::conform(raw, stream, &|i| format!("row {}", first + i as u64 + 1)) {
             Ok(b) => {
                 rows += b.num_rows() as u64;
                 tx.send(b).await.expect("receiver alive");

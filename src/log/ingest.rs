@@ -1,23 +1,22 @@
 //! Reading input files into batches of a stream's declared schema.
 //!
 //! Every format is first read "raw" (NDJSON and CSV as strings, Parquet as
-//! stored), then [`conform`]ed: each declared column is cast with arrow's
-//! cast kernels in safe mode, and any value that became NULL without being
-//! NULL is reported with its file, line (or row), column, value and the
-//! type it failed to become. One mechanism validates every format.
+//! stored), then [`conform`]ed by the one conversion rule of
+//! [`super::convert`]: a value the declared type does not hold exactly is
+//! reported with its file, line (or row), column and value. One mechanism
+//! validates every format.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
-use arrow::compute::{cast_with_options, CastOptions};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
+use super::convert::{conform, sql_type_name};
 use crate::catalog::StreamDef;
 use crate::error::{Result, StrataError};
 
@@ -506,122 +505,5 @@ impl Reader<'_> {
             (self.progress)(raw.num_rows() as u64);
         }
         Ok(())
-    }
-}
-
-/// Cast `raw` (columns by name, any subset of the declared ones) to the
-/// stream's schema. `locate(i)` names row `i` of `raw` in error messages.
-pub fn conform(
-    raw: &RecordBatch,
-    stream: &StreamDef,
-    locate: &dyn Fn(usize) -> String,
-) -> Result<RecordBatch> {
-    let safe = CastOptions {
-        safe: true,
-        ..Default::default()
-    };
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(stream.schema.fields().len());
-    for field in stream.schema.fields() {
-        let name = field.name();
-        let column = match raw.column_by_name(name) {
-            None => new_null_array(field.data_type(), raw.num_rows()),
-            Some(col) if col.data_type() == field.data_type() => col.clone(),
-            Some(col) => {
-                let cast = cast_with_options(col, field.data_type(), &safe).map_err(|e| {
-                    StrataError::input(
-                        locate(0),
-                        format!(
-                            "column '{name}': cannot convert {} to {}: {e}",
-                            col.data_type(),
-                            sql_type_name(field.data_type())
-                        ),
-                    )
-                })?;
-                if cast.null_count() > col.null_count() {
-                    let i = (0..col.len())
-                        .find(|&i| cast.is_null(i) && !col.is_null(i))
-                        .expect("a value became null");
-                    return Err(StrataError::input(
-                        locate(i),
-                        format!(
-                            "column '{name}': cannot read {} as {}",
-                            show_value(col.as_ref(), i),
-                            sql_type_name(field.data_type())
-                        ),
-                    ));
-                }
-                cast
-            }
-        };
-        if name == &stream.event_time {
-            check_event_time(&column, name, locate)?;
-        }
-        if !field.is_nullable() && column.null_count() > 0 {
-            let i = (0..column.len()).find(|&i| column.is_null(i)).unwrap_or(0);
-            return Err(StrataError::input(
-                locate(i),
-                format!("column '{name}' is missing or NULL, but is declared NOT NULL"),
-            ));
-        }
-        columns.push(column);
-    }
-    Ok(RecordBatch::try_new(stream.schema.clone(), columns)?)
-}
-
-/// Event times must be dates a calendar can show: they name the partition
-/// directory of their file.
-fn check_event_time(column: &ArrayRef, name: &str, locate: &dyn Fn(usize) -> String) -> Result<()> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::TimestampMicrosecondType;
-    const DAY_US: i64 = 86_400_000_000;
-    let values = column.as_primitive::<TimestampMicrosecondType>();
-    for (i, v) in values.iter().enumerate() {
-        let Some(v) = v else { continue };
-        // A day of margin keeps partition arithmetic inside the range too.
-        let shown = v
-            .checked_sub(DAY_US)
-            .zip(v.checked_add(DAY_US))
-            .and_then(|(lo, hi)| {
-                chrono::DateTime::from_timestamp_micros(lo)
-                    .zip(chrono::DateTime::from_timestamp_micros(hi))
-            });
-        if shown.is_none() {
-            return Err(StrataError::input(
-                locate(i),
-                format!("column '{name}': event time {v} µs since 1970 is out of range"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A value for an error message: quoted, and cut if long.
-fn show_value(array: &dyn Array, i: usize) -> String {
-    let options = FormatOptions::default();
-    let text = ArrayFormatter::try_new(array, &options)
-        .map(|f| f.value(i).to_string())
-        .unwrap_or_else(|_| "?".to_string());
-    let mut shown: String = text.chars().take(60).collect();
-    if shown.len() < text.len() {
-        shown.push('…');
-    }
-    format!("'{shown}'")
-}
-
-/// The SQL spelling of an arrow type, for messages.
-pub fn sql_type_name(t: &DataType) -> String {
-    match t {
-        DataType::Int8 => "TINYINT".into(),
-        DataType::Int16 => "SMALLINT".into(),
-        DataType::Int32 => "INT".into(),
-        DataType::Int64 => "BIGINT".into(),
-        DataType::Float32 => "REAL".into(),
-        DataType::Float64 => "DOUBLE".into(),
-        DataType::Utf8 => "VARCHAR".into(),
-        DataType::Boolean => "BOOLEAN".into(),
-        DataType::Date32 => "DATE".into(),
-        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
-        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
-        other => other.to_string(),
     }
 }

@@ -23,12 +23,14 @@
 //!   one key also commit once).
 
 mod append;
+mod convert;
 mod ingest;
 mod table;
 mod writer;
 
 pub use append::{append_batches, append_inputs, AppendOutcome, AppendRequest};
-pub use ingest::{conform, sql_type_name, InputFormat, InputSource};
+pub use convert::{conform, sql_type_name};
+pub use ingest::{read_input, InputFormat, InputSource, ReadOptions};
 pub use table::{parquet_scan, LogTable};
 
 use std::sync::Arc;

@@ -610,3 +610,256 @@ async fn old_checkpoints_are_removed_but_the_newest_are_kept_whole() {
         rows
     );
 }
+
+/// Every file each checkpoint record of `view` names is in the store.
+fn assert_checkpoint_files_present(p: &Project, view: &str) {
+    let dir = p.store_dir().join(format!("kappa/{view}/_checkpoints"));
+    let mut records = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let record: strata::kappa::checkpoint::CheckpointRecord =
+            serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        for f in record.paths() {
+            assert!(
+                p.store_dir().join(f).is_file(),
+                "checkpoint {} of {view} names {f}, which is gone",
+                record.seq
+            );
+        }
+        records += 1;
+    }
+    assert!(records > 0, "no checkpoints of {view}");
+    let pins = p.store_dir().join(format!("kappa/{view}/_pins"));
+    assert_eq!(
+        std::fs::read_dir(&pins).map_or(0, |d| d.count()),
+        0,
+        "pins left behind in {}",
+        pins.display()
+    );
+}
+
+/// The issue: in kappa mode a shell INSERT (which replays the stream's
+/// views and checkpoints them) and a running `replay --follow` raced for
+/// the next checkpoint number, and the loser failed.
+#[test]
+fn shell_inserts_while_a_follower_runs_share_checkpoints_and_neither_fails() {
+    let p = kappa_project("kappa");
+    // Poll often, checkpoint every commit and keep few: races and
+    // retention by one replay under the other's feet.
+    std::fs::write(
+        p.config_path(),
+        "store = \"file://store\"\nmode = \"kappa\"\n[kappa]\npoll_ms = 10\ncheckpoint_commits = 1\nretain_checkpoints = 2\n",
+    )
+    .unwrap();
+    let a = p.write("a.ndjson", crate::common::orders_ndjson(0..300));
+    p.cmd().args(["ingest", "orders"]).arg(a).assert().success();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .arg("--config")
+        .arg(p.config_path())
+        .args(["replay", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let follower_alive = |child: &mut std::process::Child, when: &str| {
+        if child.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("the follower exited {when}: {err}");
+        }
+    };
+    let records = p.store_dir().join("kappa/large_orders/_checkpoints");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&records).map_or(0, |d| d.count()) == 0 {
+        follower_alive(&mut child, "before its first checkpoint");
+        assert!(Instant::now() < deadline, "no checkpoint from the follower");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in 0..8i64 {
+        let sql = format!(
+            "INSERT INTO orders VALUES \
+             ({}, '2026-11-02T{:02}:15:00Z', 'NZ', 'p{}', {}, {}.50), \
+             ({}, '2026-11-02T{:02}:45:00Z', 'US', 'p1', 1, 12.25)",
+            10_000 + 2 * i,
+            i,
+            i % 3,
+            1 + i,
+            1000 + 100 * i,
+            10_001 + 2 * i,
+            i
+        );
+        let out = p.cmd().args(["shell", "-c", &sql]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "insert {i}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("kappa: 5 views replayed to commit"),
+            "{out:?}"
+        );
+        follower_alive(&mut child, &format!("during insert {i}"));
+    }
+    // Let the follower see the last commits, then stop it.
+    std::thread::sleep(Duration::from_millis(300));
+    follower_alive(&mut child, "after the inserts");
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "follower: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for v in ALL_VIEWS {
+        assert_checkpoint_files_present(&p, v);
+    }
+    p.cmd().arg("check").assert().success();
+    // Kappa equals batch at the head …
+    p.run(&["batch"]);
+    let verify = p.run(&["verify"]);
+    assert!(verify.contains("verify: all 5 views match"), "{verify}");
+    // … and what is served equals the views computed over all events.
+    let csv = |sql: &str| p.run(&["query", "--format", "csv", sql]);
+    for (served, over_events) in [
+        (
+            "SELECT country, sum(orders) AS n, sum(revenue) AS s FROM revenue_hourly GROUP BY country ORDER BY country",
+            "SELECT country, count(*) AS n, sum(amount) AS s FROM orders GROUP BY country ORDER BY country",
+        ),
+        (
+            "SELECT product, sum(units) AS u FROM product_daily GROUP BY product ORDER BY product",
+            "SELECT product, sum(quantity) AS u FROM orders GROUP BY product ORDER BY product",
+        ),
+        (
+            "SELECT order_id, amount FROM large_orders ORDER BY order_id",
+            "SELECT order_id, amount FROM orders WHERE amount >= 1000 ORDER BY order_id",
+        ),
+    ] {
+        let (got, want) = (csv(served), csv(over_events));
+        assert!(want.lines().count() > 2, "{want}");
+        assert_eq!(got, want, "{served}");
+    }
+}
+
+/// Two replays of the same views at once, checkpointing after every
+/// commit: each race for a checkpoint number is lost by one of them, and
+/// neither fails; the newest checkpoints equal a replay from scratch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replays_racing_for_every_checkpoint_both_succeed_and_agree_with_one_from_scratch() {
+    let p = kappa_project("kappa");
+    let mut a = p.strata();
+    let mut b = p.strata();
+    let mut opts = options(1);
+    opts.retain = 2;
+    for round in 0..3u64 {
+        append_commits(&mut a, &split(400, 4, 70 + round * 10)).await;
+        let (ra, rb) = tokio::join!(
+            a.replay(&[], opts.clone(), &|_| {}),
+            b.replay(&[], opts.clone(), &|_| {})
+        );
+        for reports in [ra.unwrap(), rb.unwrap()] {
+            assert_eq!(reports.len(), 5);
+            for r in reports {
+                assert_eq!(r.commits, 4 * (round + 1), "{r:?}");
+            }
+        }
+        for v in ALL_VIEWS {
+            assert_checkpoint_files_present(&p, v);
+        }
+    }
+    let raced = served_all(&mut open_in(&p, "kappa"), &ALL_VIEWS).await;
+    let mut scratch = options(0);
+    scratch.from_scratch = true;
+    let reports = a.replay(&[], scratch, &|_| {}).await.unwrap();
+    assert!(reports.iter().all(|r| r.replayed == 12), "{reports:?}");
+    assert_eq!(
+        served_all(&mut open_in(&p, "kappa"), &ALL_VIEWS).await,
+        raced
+    );
+}
+
+/// Retention under a concurrent replay. A row view's checkpoint names the
+/// segments of the one it continues: files pinned by a checkpoint in the
+/// making survive retention, and a replay whose base was retired
+/// continues from the best checkpoint there is, naming none of the
+/// retired files.
+#[tokio::test]
+async fn retention_spares_pinned_files_and_a_replay_whose_base_was_retired_moves_on() {
+    use strata::kappa::checkpoint::{pin, read_checkpoints, unpin};
+    let p = kappa_project("kappa");
+    let mut strata = p.strata();
+    let view = vec!["large_orders".to_string()];
+    append_commits(&mut strata, &split(600, 3, 90)).await;
+    strata.replay(&view, options(1), &|_| {}).await.unwrap();
+    let store = strata.store().clone();
+    let (_, records) = read_checkpoints(&store, "large_orders").await.unwrap();
+    let base = records.last().unwrap().clone();
+    assert_eq!(base.commits, 3);
+    // A replay that continues `base`, with a commit still to process.
+    let ctx = strata::kappa::plan::kappa_context(&store).unwrap();
+    let def = strata.catalog.view("large_orders").unwrap().clone();
+    let plan = strata.kappa_plans(&ctx, &[def]).await.unwrap().remove(0);
+    let mut follower = strata::kappa::ViewProcessor::start(&store, plan, false, None)
+        .await
+        .unwrap();
+    assert_eq!(follower.resumed.as_ref().map(|r| r.seq), Some(base.seq));
+    append_commits(&mut strata, &split(200, 1, 95)).await;
+
+    // A checkpoint in the making pins base's files; meanwhile a rebuild
+    // from scratch, keeping one checkpoint, retires every older one.
+    let pinned = pin(&store, "another-replay", &base).await.unwrap();
+    let mut rebuild = options(1);
+    rebuild.from_scratch = true;
+    rebuild.retain = 1;
+    rebuild.until_commits = Some(3);
+    strata.replay(&view, rebuild, &|_| {}).await.unwrap();
+    let (_, records) = read_checkpoints(&store, "large_orders").await.unwrap();
+    assert!(
+        records.iter().all(|r| r.seq > base.seq),
+        "{base:?} not retired: {records:?}"
+    );
+    let named: Vec<&str> = records.iter().flat_map(|r| r.paths()).collect();
+    let only_base: Vec<String> = base
+        .paths()
+        .filter(|f| !named.contains(f))
+        .map(str::to_string)
+        .collect();
+    assert!(!only_base.is_empty());
+    for f in &only_base {
+        assert!(p.store_dir().join(f).is_file(), "pinned {f} was removed");
+    }
+    unpin(&store, &pinned).await;
+    // Were it not pinned, retention would have removed them.
+    for f in &only_base {
+        std::fs::remove_file(p.store_dir().join(f)).unwrap();
+    }
+
+    // The follower's base is gone: it continues the rebuild's checkpoint.
+    let snapshot = strata.snapshot("orders").await.unwrap();
+    follower.apply(&ctx, &snapshot.commits()[3]).await.unwrap();
+    let record = follower.checkpoint(&ctx, &store, 1).await.unwrap();
+    assert_eq!(record.commits, 4);
+    for f in record.paths() {
+        assert!(
+            !only_base.iter().any(|b| b == f) && p.store_dir().join(f).is_file(),
+            "{f} of {record:?}"
+        );
+    }
+    assert_checkpoint_files_present(&p, "large_orders");
+    let mut kappa = open_in(&p, "kappa");
+    for (served, over_events) in [
+        (
+            "SELECT count(*) FROM large_orders",
+            "SELECT count(*) FROM orders WHERE amount >= 1000",
+        ),
+        (
+            "SELECT CAST(sum(amount) AS BIGINT) FROM large_orders",
+            "SELECT CAST(sum(amount) AS BIGINT) FROM orders WHERE amount >= 1000",
+        ),
+    ] {
+        let want = crate::common::count(&mut kappa, over_events).await;
+        assert!(want > 0);
+        assert_eq!(crate::common::count(&mut kappa, served).await, want);
+    }
+}

@@ -1,11 +1,15 @@
 //! Integration tests: one binary (faster to link than one per file).
 
 mod bench;
+mod check;
 mod cli;
 mod common;
 mod concurrency;
 mod conformance;
+mod conversion;
 mod crash;
+mod fuzz;
+mod hardening;
 mod idempotency;
 mod kappa;
 mod lambda;

@@ -6,7 +6,7 @@ use rexpect::session::{spawn_command, PtySession};
 use crate::common::{orders_ndjson, Project};
 use crate::lambda::lambda_project;
 
-fn start(p: &Project) -> PtySession {
+pub(crate) fn start(p: &Project) -> PtySession {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"));
     cmd.arg("--config")
         .arg(p.config_path())
@@ -19,7 +19,7 @@ fn start(p: &Project) -> PtySession {
     s
 }
 
-fn seeded() -> Project {
+pub(crate) fn seeded() -> Project {
     let p = lambda_project();
     let input = p.write("in.ndjson", orders_ndjson(0..30));
     p.cmd()
@@ -159,7 +159,8 @@ fn bad_inserts_and_host_file_tricks_are_refused() {
         ("INSERT INTO orders (order_id, ts, contry, product, quantity, amount) VALUES (1, '2026-11-01T00:00:00Z', 'US', 'p', 1, 1);", "no column 'contry'"),
         ("INSERT INTO orders (order_id, order_id) VALUES (1, 2);", "appears twice"),
         ("INSERT INTO orders VALUES (1, 2);", "names 6 columns but gives 2"),
-        ("INSERT INTO orders VALUES (1, -9223372036854775807, 'US', 'p', 1, 1);", "out of range"),
+        ("INSERT INTO orders VALUES (1, -9223372036854775807, 'US', 'p', 1, 1);", "RFC 3339"),
+        ("INSERT INTO orders VALUES (1, '2026-11-01T00:00:00Z', 'US', 'p', 1, 1.005);", "more than 2 digits after the decimal point"),
         ("INSERT INTO revenue_hourly VALUES (1);", "unknown stream 'revenue_hourly'"),
         ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv';", "--allow-host-files"),
         ("CREATE VIEW \"../escape\" AS SELECT 1;", "letters, digits and _"),
