@@ -22,6 +22,7 @@ mod engine;
 pub mod error;
 pub mod kappa;
 pub mod log;
+pub mod operator;
 pub mod sample;
 pub mod serving;
 pub mod speed;

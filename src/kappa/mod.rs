@@ -21,8 +21,6 @@
 //! its last complete checkpoint left off — no commit counted twice.
 
 pub mod checkpoint;
-pub mod plan;
-pub mod state;
 pub mod verify;
 
 use std::sync::Arc;
@@ -32,18 +30,19 @@ use arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::batch::{canonical_order, PartFile, PartWriter};
 use crate::catalog::ViewDef;
+use crate::catalog::{CompiledView, PlanKind};
 use crate::error::{Result, StrataError};
 use crate::log::CommitRecord;
+use crate::operator::{run_post, Exec, Operator, OperatorState};
 use checkpoint::{
     checkpoint_prefix, latest_checkpoint, list_checkpoints, publish, read_state,
     retire_checkpoints, write_state, CheckpointRecord, CHECKPOINT_FORMAT,
 };
-use plan::{run_on_files, run_post, KappaPlan, PlanKind};
-use state::GroupedState;
 
 /// When a replay writes checkpoints (it always writes one when it stops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +53,14 @@ pub struct CheckpointPolicy {
     pub every: Option<Duration>,
 }
 
-/// One view's replay: its compiled plan, live state and checkpoint position.
+/// One view's replay: its incremental operator and checkpoint position.
 pub struct ViewProcessor {
-    pub plan: KappaPlan,
-    state: Option<GroupedState>,
-    /// Row views: segments of the last checkpoint, and rows since.
+    pub plan: Arc<CompiledView>,
+    /// Grouped views: the whole state; row views: the rows since the last
+    /// checkpoint.
+    op: Operator,
+    /// Row views: segments of the last checkpoint.
     segments: Vec<PartFile>,
-    pending: Vec<RecordBatch>,
     /// State reflects commits `0..commits`.
     pub commits: u64,
     /// Events read to get here (including before a resumed checkpoint).
@@ -108,7 +108,13 @@ pub async fn read_parts(
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for f in files {
-        out.extend(crate::speed::read_parquet(store, &Path::from(f.path.as_str())).await?);
+        let bytes = store
+            .get(&Path::from(f.path.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        out.extend(reader.collect::<std::result::Result<Vec<_>, _>>()?);
     }
     Ok(out)
 }
@@ -118,7 +124,7 @@ impl ViewProcessor {
     /// reflects at most `limit` commits (or from nothing).
     pub async fn start(
         store: &Arc<dyn ObjectStore>,
-        plan: KappaPlan,
+        plan: Arc<CompiledView>,
         from_scratch: bool,
         limit: Option<u64>,
     ) -> Result<Self> {
@@ -132,19 +138,16 @@ impl ViewProcessor {
             .await?
             .last()
             .map_or(1, |s| s + 1);
-        let mut state = match &plan.kind {
-            PlanKind::Grouped(g) => Some(GroupedState::new(g)?),
-            PlanKind::Rows { .. } => None,
-        };
+        let mut op = Operator::new(plan.clone())?;
         let mut segments = Vec::new();
         if let Some(cp) = &resumed {
-            match (&mut state, &cp.state) {
-                (Some(state), Some(file)) => {
+            match (&op.state, &cp.state) {
+                (OperatorState::Grouped(_), Some(file)) => {
                     for b in read_state(store, file).await? {
-                        state.merge(&b)?;
+                        op.merge_state(&b)?;
                     }
                 }
-                (None, None) => segments = cp.output.clone(),
+                (OperatorState::Rows(_), None) => segments = cp.output.clone(),
                 _ => {
                     return Err(StrataError::Kappa(format!(
                         "view '{}': checkpoint {} does not match the view's kind; replay with --from-scratch",
@@ -157,9 +160,8 @@ impl ViewProcessor {
             commits: resumed.as_ref().map_or(0, |c| c.commits),
             events: resumed.as_ref().map_or(0, |c| c.events),
             plan,
-            state,
+            op,
             segments,
-            pending: Vec::new(),
             resumed,
             next_seq,
             since_checkpoint: 0,
@@ -185,21 +187,7 @@ impl ViewProcessor {
                 self.plan.view.name, self.commits, commit.commit
             )));
         }
-        let stream = &self.plan.view.stream;
-        match &self.plan.kind {
-            PlanKind::Rows { plan } => {
-                let rows = run_on_files(ctx, plan, stream, &commit.files).await?;
-                self.pending
-                    .extend(rows.into_iter().filter(|b| b.num_rows() > 0));
-            }
-            PlanKind::Grouped(g) => {
-                let partial = run_on_files(ctx, &g.partial, stream, &commit.files).await?;
-                let state = self.state.as_mut().expect("grouped views have state");
-                for b in &partial {
-                    state.merge(b)?;
-                }
-            }
-        }
+        self.op.apply(&Exec::of(ctx), &commit.files).await?;
         self.commits += 1;
         self.events += commit.rows;
         self.since_checkpoint += 1;
@@ -223,10 +211,12 @@ impl ViewProcessor {
         let PlanKind::Grouped(g) = &self.plan.kind else {
             unreachable!("grouped only")
         };
-        let state = self.state.as_mut().expect("grouped views have state");
+        let OperatorState::Grouped(state) = &mut self.op.state else {
+            unreachable!("grouped only")
+        };
         let snapshot = state.snapshot()?;
-        let groups = GroupedState::evaluate(g, &snapshot)?;
-        let rows = run_post(ctx, g, groups).await?;
+        let groups = crate::operator::state::GroupedState::evaluate(g, &snapshot)?;
+        let rows = run_post(&Exec::of(ctx), g, vec![groups]).await?;
         Ok((snapshot, rows))
     }
 
@@ -240,7 +230,7 @@ impl ViewProcessor {
             PlanKind::Grouped(_) => self.grouped_rows(ctx).await?.1,
             PlanKind::Rows { .. } => {
                 let mut rows = read_parts(store, &self.segments).await?;
-                rows.extend(self.pending.iter().cloned());
+                rows.extend(self.op.stored()?);
                 rows
             }
         };
@@ -288,8 +278,11 @@ impl ViewProcessor {
             }
             PlanKind::Rows { .. } => {
                 let mut segments = self.segments.clone();
-                if self.pending.iter().any(|b| b.num_rows() > 0) {
-                    let pending = std::mem::take(&mut self.pending);
+                if !self.op.is_empty() {
+                    let OperatorState::Rows(pending) = &mut self.op.state else {
+                        unreachable!("row views hold rows")
+                    };
+                    let pending = std::mem::take(pending);
                     for b in canonical_rows(ctx, &view, pending).await? {
                         parts.push(&b).await?;
                     }

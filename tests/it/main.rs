@@ -6,6 +6,7 @@ mod common;
 mod concurrency;
 mod conformance;
 mod crash;
+mod differential;
 mod idempotency;
 mod kappa;
 mod lambda;
