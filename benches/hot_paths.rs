@@ -9,7 +9,6 @@
 //! cargo bench --bench hot_paths
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use strata::kappa::plan::kappa_context;
 use strata::kappa::{CheckpointPolicy, ReplayOptions, ViewProcessor};
 use strata::sample::{SampleGenerator, SampleOptions};
 use strata::Strata;
@@ -88,11 +87,11 @@ fn kappa(c: &mut Criterion) {
         append(&mut strata, HISTORY, 1, 0, 30 * 24).await;
         strata.replay(&[], opts, &|_| {}).await.unwrap();
         append(&mut strata, COMMIT, 10_000_000, 30 * 24, 1).await;
-        let views = strata
-            .materialized_views(&["revenue_hourly".into()])
-            .unwrap();
-        let ctx = kappa_context(strata.store()).unwrap();
-        let plan = strata.kappa_plans(&ctx, &views).await.unwrap().remove(0);
+        let plan = strata
+            .compiled_views(&["revenue_hourly".into()])
+            .unwrap()
+            .remove(0);
+        let ctx = strata.new_session().unwrap();
         let snapshot = strata.snapshot("orders").await.unwrap();
         let commit = snapshot.commits().last().unwrap().clone();
         (ctx, plan, commit)

@@ -1,12 +1,18 @@
-//! The batch layer: a materialized view recomputed by DataFusion from a
-//! pinned log snapshot, sorted canonically, written as Parquet and published
-//! atomically as a new version.
+//! The batch layer: a materialized view recomputed from a pinned log
+//! snapshot by its compiled plan, sorted canonically, written as Parquet and
+//! published atomically as a new version.
 //!
 //! ```text
-//!   snapshot S ──► view SQL ──► ORDER BY key, then every column
+//!   snapshot S ──► the view's operator over every file of S ──► groups (grouped
+//!       view: the final aggregate's output, before HAVING) or rows (row view)
+//!       ──► ORDER BY key, then every column
 //!       ──► fixed-size chunks ──► views/<v>/v<N>/part-00000-<attempt>.parquet …
 //!       ──► put views/<v>/_versions/<N>.json (PutMode::Create)   ← the publish
 //! ```
+//!
+//! A grouped view's version holds its groups, not its rows: serving merges
+//! them with the speed layer's groups and only then applies HAVING and
+//! everything above the aggregate (see `catalog::compile`).
 //!
 //! Guarantees:
 //! - same snapshot, same SQL → byte-identical part files and the same content
@@ -24,11 +30,11 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
+use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use datafusion::logical_expr::SortExpr;
-use datafusion::prelude::{col, SessionContext};
-use futures::StreamExt;
+use datafusion::prelude::col;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -37,12 +43,13 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::ViewDef;
+use crate::catalog::{CompiledView, ViewDef};
 use crate::error::{Result, StrataError};
-use crate::log::Snapshot;
+use crate::log::{FileEntry, Snapshot};
+use crate::operator::{Exec, Operator};
 
-/// Version of the publish record format.
-pub const VERSION_FORMAT: u32 = 1;
+/// Version of the publish record format (2: grouped views store groups).
+pub const VERSION_FORMAT: u32 = 2;
 /// Rows per Parquet part file of a version.
 const PART_ROWS: usize = 1 << 20;
 /// Rows per write: fixed, so page boundaries do not depend on how
@@ -157,14 +164,46 @@ pub fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
         .collect()
 }
 
-/// Run the view's SQL in `ctx` (where its stream is registered at the
-/// snapshot) and stream the canonically sorted rows.
+/// Compute what a version of `view` at `snapshot` stores (groups or
+/// rows), in canonical order: the stored key, then every column.
 pub async fn recompute(
-    ctx: &SessionContext,
-    view: &ViewDef,
-) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
-    let df = ctx.sql(&view.query).await?.sort(canonical_order(view))?;
-    Ok(df.execute_stream().await?)
+    exec: &Exec,
+    view: &Arc<CompiledView>,
+    snapshot: &Snapshot,
+) -> Result<RecordBatch> {
+    let mut op = Operator::new(view.clone())?;
+    let files: Vec<FileEntry> = snapshot.files().cloned().collect();
+    op.apply(exec, &files).await?;
+    canonical_sort(&view.stored_schema(), &view.stored_key(), &op.stored()?)
+}
+
+/// `batches` as one batch sorted by the columns `key`, then every other
+/// column (ascending, nulls last): a total order, so equal inputs give
+/// equal bytes.
+pub fn canonical_sort(
+    schema: &SchemaRef,
+    key: &[usize],
+    batches: &[RecordBatch],
+) -> Result<RecordBatch> {
+    let all = concat_batches(schema, batches)?;
+    let mut order: Vec<usize> = key.to_vec();
+    order.extend((0..schema.fields().len()).filter(|i| !key.contains(i)));
+    let options = SortOptions {
+        descending: false,
+        nulls_first: false,
+    };
+    let columns: Vec<SortColumn> = order
+        .iter()
+        .map(|&i| SortColumn {
+            values: all.column(i).clone(),
+            options: Some(options),
+        })
+        .collect();
+    if all.num_rows() == 0 || columns.is_empty() {
+        return Ok(all);
+    }
+    let indices = lexsort_to_indices(&columns, None)?;
+    Ok(take_record_batch(&all, &indices)?)
 }
 
 /// Fixed settings for version files: part of what makes them byte-identical.
@@ -311,27 +350,30 @@ impl PartWriter {
 }
 
 /// Compute `view` at `snapshot` and publish it as the next version.
-/// `ctx` must have the view's stream registered at `snapshot`.
+/// `exec` must reach the store at [`crate::STORE_URL`].
 pub async fn run_batch(
     store: &Arc<dyn ObjectStore>,
-    ctx: &SessionContext,
-    view: &ViewDef,
+    exec: &Exec,
+    compiled: &Arc<CompiledView>,
     snapshot: &Snapshot,
     retain_versions: usize,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<VersionRecord> {
     let started = Instant::now();
+    let view = &compiled.view;
     let latest = list_versions(store, &view.name).await?.last().copied();
     let mut version = latest.map_or(1, |v| v + 1);
     let mut parts = PartWriter::new(
         store.clone(),
-        view.schema.clone(),
+        compiled.stored_schema(),
         format!("views/{}/v{version}", view.name),
     );
-    let mut stream = recompute(ctx, view).await?;
-    while let Some(batch) = stream.next().await {
-        let written = parts.push(&batch?).await?;
-        progress(written);
+    let sorted = recompute(exec, compiled, snapshot).await?;
+    let mut offset = 0;
+    while offset < sorted.num_rows() {
+        let len = CHUNK_ROWS.min(sorted.num_rows() - offset);
+        progress(parts.push(&sorted.slice(offset, len)).await?);
+        offset += len;
     }
     let written = parts.finish().await?;
     progress(written);
@@ -411,7 +453,8 @@ pub async fn retire_old_versions(
     Ok(())
 }
 
-/// Whether `record` was made by the current definition of `view`.
+/// Whether `record` was made by the current definition of `view` (and in
+/// the current layout).
 pub fn is_current(view: &ViewDef, record: &VersionRecord) -> bool {
-    record.sql_hash == view.sql_hash()
+    record.format == VERSION_FORMAT && record.sql_hash == view.sql_hash()
 }

@@ -12,20 +12,19 @@ use object_store::ObjectStore;
 use serde::Serialize;
 
 use crate::batch::{self, VersionRecord};
-use crate::catalog::{Catalog, ViewDef};
+use crate::catalog::{Catalog, CompiledView, Verdict, ViewDef};
 use crate::config::{Config, Mode, S3Config, StoreLocation};
 use crate::error::Result;
 use crate::error::StrataError;
 use crate::guard::{SqlGuard, SqlPolicy};
 use crate::kappa::verify::VerifyReport;
-use crate::kappa::{
-    self, plan::KappaPlan, ReplayEvent, ReplayOptions, ReplayReport, ViewProcessor,
-};
+use crate::kappa::{self, ReplayEvent, ReplayOptions, ReplayReport, ViewProcessor};
 use crate::log::{
     append_batches, append_inputs, AppendOutcome, AppendRequest, LogTable, Snapshot, StreamLog,
 };
 use crate::log::{InputFormat, InputSource};
-use crate::serving::{StreamTable, ViewTable};
+use crate::operator::{run_post, Exec};
+use crate::serving::{Fresh, ViewTable};
 use crate::speed::SpeedLayer;
 
 /// The URL under which a session's runtime finds the strata store.
@@ -66,9 +65,15 @@ pub struct ViewStatus {
     pub batch_rows: Option<u64>,
     pub watermark: Option<u64>,
     pub head_commit: Option<u64>,
+    /// Commits after the batch watermark (served by the speed layer).
     pub speed_commits: u64,
-    pub speed_rows: u64,
+    /// Groups (grouped views) or rows (row views) the speed layer holds.
+    pub speed_groups: u64,
     pub speed_bytes: u64,
+    /// Why the speed layer could not be brought up to date, if it could not.
+    pub speed_error: Option<String>,
+    /// `exact`, or `approximate (functions)`.
+    pub verdict: String,
     /// Event time the batch version is behind the head, in seconds.
     pub behind_seconds: Option<f64>,
     /// The newest Kappa checkpoint of the current definition, if any.
@@ -92,7 +97,7 @@ pub struct StreamStatus {
 impl Strata {
     /// Load the catalog and open the store of `config`.
     pub fn open(config: Config) -> Result<Self> {
-        let catalog = Catalog::load(&config.sql_dir)?;
+        let catalog = load_catalog(&config)?;
         let store = config.open_store()?;
         let logs = catalog
             .streams
@@ -261,46 +266,40 @@ impl Strata {
         }
         let snapshots = self.snapshots().await?;
         let url = ObjectStoreUrl::parse(STORE_URL)?;
-        let mut states = Vec::new();
-        for view in self.catalog.materialized() {
-            let state = self.view_state(view).await?;
+        // Streams: their files at the head.
+        for (name, snapshot) in &snapshots {
+            let def = self.catalog.stream(name)?.clone();
+            ctx.deregister_table(name.as_str())?;
+            ctx.register_table(
+                name.as_str(),
+                Arc::new(LogTable::new(def, snapshot, url.clone())),
+            )?;
+        }
+        // Views: the batch version ⊕ the speed layer, brought up to date
+        // when a query reads the view.
+        for view in self.compiled_views(&[])? {
+            let state = self.view_state(&view.view).await?;
             if let (Some(latest), None) = (&state.latest, &state.served) {
                 tracing::warn!(
                     "view '{}': its definition changed since batch version {}; serving it from the speed layer over the whole log until `strata batch {}`",
-                    view.name, latest.version, view.name
+                    view.view.name, latest.version, view.view.name
                 );
             }
-            states.push((view.clone(), state));
-        }
-        for (name, snapshot) in &snapshots {
-            let def = self.catalog.stream(name)?.clone();
-            // The tail reaches back to the oldest watermark of the stream's views.
-            let base = states
-                .iter()
-                .filter(|(v, _)| &v.stream == name)
-                .map(|(_, s)| s.speed_after)
-                .min()
-                .unwrap_or(snapshot.head());
-            self.speed.sync(&self.store, &def, snapshot, base).await?;
-            let log = LogTable::new(def, &snapshot.at(base), url.clone());
-            let tail = self.speed.events(name, base);
-            ctx.deregister_table(name.as_str())?;
-            ctx.register_table(name.as_str(), Arc::new(StreamTable::new(log, tail)))?;
-        }
-        for (view, state) in states {
-            let stream = self.catalog.stream(&view.stream)?.clone();
-            let events = self.speed.events(&view.stream, state.speed_after);
-            let speed_rows = crate::speed::run_view(&view, &stream, events).await?;
             let files = state
                 .served
                 .as_ref()
                 .map(|r| r.files.clone())
                 .unwrap_or_default();
-            let name = view.name.clone();
+            let fresh = Fresh::Speed {
+                speed: self.speed.view(&view),
+                snapshot: snapshots[&view.view.stream].clone(),
+                watermark: state.speed_after,
+            };
+            let name = view.view.name.clone();
             ctx.deregister_table(name.as_str())?;
             ctx.register_table(
                 name.as_str(),
-                Arc::new(ViewTable::new(view, files, speed_rows, url.clone())),
+                Arc::new(ViewTable::lambda(view, files, fresh, url.clone())),
             )?;
         }
         self.register_plain_views(ctx).await
@@ -333,19 +332,22 @@ impl Strata {
         let url = ObjectStoreUrl::parse(STORE_URL)?;
         for (name, snapshot) in &snapshots {
             let def = self.catalog.stream(name)?.clone();
-            let log = LogTable::new(def, snapshot, url.clone());
             ctx.deregister_table(name.as_str())?;
-            ctx.register_table(name.as_str(), Arc::new(StreamTable::new(log, Vec::new())))?;
+            ctx.register_table(
+                name.as_str(),
+                Arc::new(LogTable::new(def, snapshot, url.clone())),
+            )?;
         }
-        for view in self.catalog.materialized() {
-            let files = kappa::checkpoint::latest_checkpoint(&self.store, view, None, None)
+        for view in self.compiled_views(&[])? {
+            let files = kappa::checkpoint::latest_checkpoint(&self.store, &view.view, None, None)
                 .await?
                 .map(|c| c.output)
                 .unwrap_or_default();
-            ctx.deregister_table(view.name.as_str())?;
+            let name = view.view.name.clone();
+            ctx.deregister_table(name.as_str())?;
             ctx.register_table(
-                view.name.as_str(),
-                Arc::new(ViewTable::new(view.clone(), files, Vec::new(), url.clone())),
+                name.as_str(),
+                Arc::new(ViewTable::rows(view, files, url.clone())),
             )?;
         }
         self.register_plain_views(ctx).await
@@ -353,7 +355,7 @@ impl Strata {
 
     /// Read `sql_dir` again (after a definition was added).
     pub fn reload_catalog(&mut self) -> Result<()> {
-        let catalog = Catalog::load(&self.config.sql_dir)?;
+        let catalog = load_catalog(&self.config)?;
         for name in catalog.streams.keys() {
             if !self.logs.contains_key(name) {
                 self.logs.insert(
@@ -368,36 +370,27 @@ impl Strata {
 
     /// The materialized views named (all of them when `views` is empty).
     pub fn materialized_views(&self, views: &[String]) -> Result<Vec<ViewDef>> {
+        Ok(self
+            .compiled_views(views)?
+            .into_iter()
+            .map(|c| c.view.clone())
+            .collect())
+    }
+
+    /// The compiled materialized views named (all of them when `views` is
+    /// empty; a refused view named here is an error).
+    pub fn compiled_views(&self, views: &[String]) -> Result<Vec<Arc<CompiledView>>> {
         if views.is_empty() {
-            return Ok(self.catalog.materialized().cloned().collect());
+            return Ok(self
+                .catalog
+                .materialized()
+                .filter_map(|v| self.catalog.compiled.get(&v.name).cloned())
+                .collect());
         }
         views
             .iter()
-            .map(|n| {
-                let v = self.catalog.view(n)?;
-                if !v.materialized {
-                    return Err(crate::StrataError::Usage(format!(
-                        "view '{}' is a plain view: it is computed at query time and is not materialized",
-                        v.name
-                    )));
-                }
-                Ok(v.clone())
-            })
+            .map(|n| self.catalog.compiled(n).cloned())
             .collect()
-    }
-
-    /// Compile `views` for Kappa (refusing what cannot be maintained).
-    pub async fn kappa_plans(
-        &self,
-        ctx: &SessionContext,
-        views: &[ViewDef],
-    ) -> Result<Vec<KappaPlan>> {
-        let mut out = Vec::new();
-        for view in views {
-            let stream = self.catalog.stream(&view.stream)?;
-            out.push(kappa::plan::compile(ctx, view, stream).await?);
-        }
-        Ok(out)
     }
 
     /// Replay the log through `views` (all materialized views when empty),
@@ -408,9 +401,8 @@ impl Strata {
         opts: ReplayOptions,
         progress: &(dyn Fn(ReplayEvent) + Send + Sync),
     ) -> Result<Vec<ReplayReport>> {
-        let selected = self.materialized_views(views)?;
-        let ctx = kappa::plan::kappa_context(&self.store)?;
-        let plans = self.kappa_plans(&ctx, &selected).await?;
+        let plans = self.compiled_views(views)?;
+        let ctx = self.new_session()?;
         let mut procs = Vec::new();
         for plan in plans {
             procs.push(
@@ -510,9 +502,8 @@ impl Strata {
         views: &[String],
         from_scratch: bool,
     ) -> Result<Vec<VerifyReport>> {
-        let selected = self.materialized_views(views)?;
-        let ctx = kappa::plan::kappa_context(&self.store)?;
-        let plans = self.kappa_plans(&ctx, &selected).await?;
+        let plans = self.compiled_views(views)?;
+        let ctx = self.new_session()?;
         // Versions first, then the log: a snapshot read after a version was
         // published holds every commit that version covers.
         let mut states = Vec::new();
@@ -550,17 +541,16 @@ impl Strata {
                 p.apply(&ctx, commit).await?;
             }
             let kappa_rows = p.output(&ctx, &self.store).await?;
-            let batch_rows = kappa::read_parts(&self.store, &version.files).await?;
-            let batch_rows = kappa::canonical_rows(&ctx, &view, batch_rows).await?;
+            let batch_rows = self.version_rows(&view.name, &version).await?;
             let cmp = kappa::verify::compare(&view, &batch_rows, &kappa_rows, tolerance)?;
+            let same = cmp.differences.is_empty() && cmp.batch.rows == cmp.kappa.rows;
             out.push(VerifyReport {
                 view: view.name.clone(),
-                verdict: if cmp.differences.is_empty() && cmp.batch.rows == cmp.kappa.rows {
-                    "match"
-                } else {
-                    "MISMATCH"
-                }
-                .into(),
+                verdict: match (&p.plan.verdict, same) {
+                    (_, true) => "match".to_string(),
+                    (Verdict::Approximate(_), false) => "approximate".to_string(),
+                    (Verdict::Exact, false) => "MISMATCH".to_string(),
+                },
                 batch_version: Some(version.version),
                 watermark: version.watermark,
                 batch: Some(cmp.batch),
@@ -569,10 +559,34 @@ impl Strata {
                 tolerance,
                 resumed_at_commits: p.resumed.as_ref().map(|r| r.commits),
                 differences: cmp.differences,
-                note: None,
+                note: match &p.plan.verdict {
+                    Verdict::Approximate(fs) => Some(format!(
+                        "{} depend on how the log is split into commits: compared, not required to match",
+                        fs.join(", ")
+                    )),
+                    Verdict::Exact => None,
+                },
             });
         }
         Ok(out)
+    }
+
+    /// The rows of `view` that batch version `record` stands for, in
+    /// canonical order: a grouped view's groups through the compiled plan
+    /// above its aggregate.
+    pub async fn version_rows(
+        &self,
+        view: &str,
+        record: &VersionRecord,
+    ) -> Result<Vec<RecordBatch>> {
+        let compiled = self.catalog.compiled(view)?.clone();
+        let ctx = self.new_session()?;
+        let stored = kappa::read_parts(&self.store, &record.files).await?;
+        let rows = match compiled.grouped() {
+            Some(g) => run_post(&Exec::of(&ctx), g, stored).await?,
+            None => stored,
+        };
+        kappa::canonical_rows(&ctx, &compiled.view, rows).await
     }
 
     /// Recompute `views` (all materialized views when empty) from the head
@@ -583,23 +597,17 @@ impl Strata {
         views: &[String],
         progress: &(dyn Fn(&str, u64) + Send + Sync),
     ) -> Result<Vec<VersionRecord>> {
-        let selected = self.materialized_views(views)?;
+        let selected = self.compiled_views(views)?;
         // Pin each stream once: all its views see the same snapshot.
         let snapshots = self.snapshots().await?;
-        let url = ObjectStoreUrl::parse(STORE_URL)?;
+        let exec = Exec::of(&self.new_session()?);
         let mut out = Vec::new();
         for view in selected {
-            let snapshot = &snapshots[&view.stream];
-            let ctx = self.new_session()?;
-            let def = self.catalog.stream(&view.stream)?.clone();
-            ctx.register_table(
-                view.stream.as_str(),
-                Arc::new(LogTable::new(def, snapshot, url.clone())),
-            )?;
-            let name = view.name.clone();
+            let snapshot = &snapshots[&view.view.stream];
+            let name = view.view.name.clone();
             let record = batch::run_batch(
                 &self.store,
-                &ctx,
+                &exec,
                 &view,
                 snapshot,
                 self.config.retain_versions,
@@ -615,21 +623,30 @@ impl Strata {
     pub async fn view_status(&mut self) -> Result<Vec<ViewStatus>> {
         let snapshots = self.snapshots().await?;
         let mut out = Vec::new();
-        let views: Vec<ViewDef> = self.catalog.materialized().cloned().collect();
-        for view in views {
+        let exec = Exec::of(&self.new_session()?);
+        for compiled in self.compiled_views(&[])? {
+            let view = compiled.view.clone();
             let state = self.view_state(&view).await?;
             let snapshot = &snapshots[&view.stream];
-            let def = self.catalog.stream(&view.stream)?.clone();
-            self.speed
-                .sync(&self.store, &def, snapshot, state.speed_after)
-                .await?;
-            let tail = self.speed.stats(&view.stream, state.speed_after);
+            let speed = self.speed.view(&compiled);
+            let mut speed = speed.lock().await;
+            // A full speed layer is reported in the view's row, not as a
+            // failure of the whole status.
+            let speed_error = speed
+                .sync(&exec, snapshot, state.speed_after)
+                .await
+                .err()
+                .map(|e| e.to_string());
+            let tail = speed.stats();
+            let behind_commits = snapshot
+                .head()
+                .map_or(0, |h| h + 1 - state.speed_after.map_or(0, |w| w + 1));
             let checkpoint =
                 kappa::checkpoint::latest_checkpoint(&self.store, &view, None, None).await?;
             let max_time =
                 |s: &Snapshot| s.commits().iter().filter_map(|c| c.max_event_time_us).max();
             let behind = match state.speed_after {
-                _ if tail.commits == 0 => Some(0.0),
+                _ if behind_commits == 0 => Some(0.0),
                 Some(w) => max_time(snapshot)
                     .zip(max_time(&snapshot.at(Some(w))))
                     .map(|(h, b)| (h - b) as f64 / 1e6),
@@ -653,9 +670,11 @@ impl Strata {
                 batch_rows: state.served.as_ref().map(|r| r.rows),
                 watermark: state.speed_after,
                 head_commit: snapshot.head(),
-                speed_commits: tail.commits,
-                speed_rows: tail.rows,
+                speed_commits: behind_commits,
+                speed_groups: tail.entries,
                 speed_bytes: tail.bytes,
+                speed_error,
+                verdict: compiled.verdict.to_string(),
                 behind_seconds: behind,
                 kappa_checkpoint: checkpoint.as_ref().map(|c| c.seq),
                 kappa_commits: checkpoint.as_ref().map(|c| c.commits),
@@ -731,6 +750,16 @@ impl Strata {
             })
             .collect())
     }
+}
+
+/// The catalog of `config`: views that do not compile are refused alone,
+/// with a warning naming file, line and reason; the rest are served.
+fn load_catalog(config: &Config) -> Result<Catalog> {
+    let catalog = Catalog::load(&config.sql_dir)?;
+    for r in &catalog.refused {
+        tracing::warn!("{}", r.message);
+    }
+    Ok(catalog)
 }
 
 /// A store error as one line that says what to check.

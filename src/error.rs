@@ -31,6 +31,23 @@ pub enum StrataError {
     #[error("{}: {}", escape_control(location), escape_control(message))]
     Input { location: String, message: String },
 
+    /// A view the catalog refused at load (the others are served).
+    #[error("{message}")]
+    ViewRefused { view: String, message: String },
+
+    /// A view name that the catalog does not know.
+    #[error("{0}")]
+    UnknownView(String),
+
+    /// The speed layer of a view would hold more than `speed_max_bytes`.
+    #[error("view '{view}': the speed layer would hold {bytes} bytes of state, more than speed_max_bytes = {max} ({commits} commits after the batch watermark): run `strata batch {view}` to fold them into the batch layer, or raise speed_max_bytes in strata.toml")]
+    SpeedLayerFull {
+        view: String,
+        bytes: u64,
+        max: u64,
+        commits: u64,
+    },
+
     /// A name that the catalog does not know.
     #[error("unknown stream '{name}' (known: {known})")]
     UnknownStream { name: String, known: String },

@@ -24,6 +24,7 @@ pub mod error;
 pub mod guard;
 pub mod kappa;
 pub mod log;
+pub mod operator;
 pub mod sample;
 pub mod serving;
 pub mod speed;

@@ -1,15 +1,21 @@
-//! Serving: one DataFusion table per view and per stream.
+//! Serving: one DataFusion table per materialized view.
 //!
-//! A materialized view is served as its batch version's rows plus the speed
-//! rows whose key the batch version lacks ("batch overrides speed",
-//! [`BatchPrecedenceExec`]); a keyless view as the plain union of both (every
-//! event is on exactly one side, split by commit number). A stream is served
-//! as its files up to the speed layer's base commit plus the in-memory tail.
+//! A grouped view is served as its batch version's groups plus the speed
+//! layer's groups whose group key the batch version lacks ("batch
+//! overrides speed", [`BatchPrecedenceExec`]), and then the compiled plan
+//! above the aggregate — HAVING, projections, ORDER BY, any outer query —
+//! over those merged groups. So the answer at any moment is exactly:
+//! precedence over pre-HAVING groups, then HAVING and the rest.
 //!
-//! Projections reach both sides. Filters on key columns reach both sides
-//! (and prune the batch Parquet); filters on other columns of a keyed view
-//! are applied after the merge, because dropping a batch row before the
-//! merge would let a speed row with the same key through.
+//! A row view is the plain union of its batch rows and its speed rows
+//! (every event is on exactly one side, split by commit number); with a
+//! declared key, batch rows override speed rows of the same key.
+//!
+//! The speed layer of a view is brought up to date only when a query
+//! scans that view, so one view's trouble (say, a full speed layer) is its
+//! own: queries of other views and of streams keep answering. Filters are
+//! applied above the merge (never below it: dropping a batch group first
+//! would let a speed group with the same key through).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -23,7 +29,7 @@ use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{project_schema, DFSchema};
+use datafusion::common::DFSchema;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -31,10 +37,12 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{
@@ -44,67 +52,166 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use crate::batch::PartFile;
-use crate::catalog::ViewDef;
-use crate::log::{parquet_scan, LogTable};
+use crate::catalog::{CompiledView, PlanKind};
+use crate::log::{parquet_scan, Snapshot};
+use crate::operator::Exec;
+use crate::speed::SpeedView;
+
+/// Where a served view's fresh part comes from.
+#[derive(Debug, Clone)]
+pub enum Fresh {
+    /// Nothing: the files are the whole view (Kappa mode's checkpoint output).
+    None,
+    /// The view's speed layer, brought to `snapshot` after `watermark`.
+    Speed {
+        speed: Arc<tokio::sync::Mutex<SpeedView>>,
+        snapshot: Snapshot,
+        watermark: Option<u64>,
+    },
+}
 
 /// A materialized view, served.
 #[derive(Debug)]
 pub struct ViewTable {
-    view: ViewDef,
-    batch_files: Vec<PartFile>,
-    speed_rows: Vec<RecordBatch>,
+    view: Arc<CompiledView>,
+    /// The files served: a batch version (stored layout), or view rows in
+    /// Kappa mode.
+    files: Vec<PartFile>,
+    fresh: Fresh,
     store_url: ObjectStoreUrl,
 }
 
 impl ViewTable {
-    /// `batch_files`: the current batch version (empty: none);
-    /// `speed_rows`: the view's SQL run over the tail after its watermark.
-    pub fn new(
-        view: ViewDef,
-        batch_files: Vec<PartFile>,
-        speed_rows: Vec<RecordBatch>,
+    /// A view served from a batch version (`files`, empty: none) and its
+    /// speed layer.
+    pub fn lambda(
+        view: Arc<CompiledView>,
+        files: Vec<PartFile>,
+        fresh: Fresh,
         store_url: ObjectStoreUrl,
     ) -> Self {
         Self {
             view,
-            batch_files,
-            speed_rows,
+            files,
+            fresh,
             store_url,
         }
     }
 
-    fn pushable<'a>(&self, filters: &'a [Expr]) -> Vec<&'a Expr> {
+    /// A view served from files that hold its rows (Kappa output).
+    pub fn rows(view: Arc<CompiledView>, files: Vec<PartFile>, store_url: ObjectStoreUrl) -> Self {
+        Self {
+            view,
+            files,
+            fresh: Fresh::None,
+            store_url,
+        }
+    }
+
+    async fn scan_files(
+        &self,
+        state: &dyn Session,
+        schema: &SchemaRef,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if self.files.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(schema.clone())));
+        }
+        let files = self
+            .files
+            .iter()
+            .map(|f| PartitionedFile::new(f.path.clone(), f.bytes))
+            .collect();
+        parquet_scan(state, &self.store_url, schema, files, None, None).await
+    }
+
+    /// The filters that may go below the merge: on key columns only (all
+    /// of them for a keyless row view), and for a grouped view only when
+    /// the plan above the groups is row by row.
+    fn below_merge(&self, filters: &[Expr]) -> Vec<Expr> {
+        let stored = self.view.stored_schema();
+        let view = &self.view.view;
+        // Output column → stored column, for the columns a filter may use.
+        let renames: Vec<(String, String)> = match &self.view.kind {
+            PlanKind::Grouped(g) if g.key_filters_commute && view.key.len() == g.group_columns => {
+                view.key
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (k.clone(), stored.field(i).name().clone()))
+                    .collect()
+            }
+            PlanKind::Grouped(_) => Vec::new(),
+            PlanKind::Rows { .. } if view.key.is_empty() => stored
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.name().clone()))
+                .collect(),
+            PlanKind::Rows { .. } => view.key.iter().map(|k| (k.clone(), k.clone())).collect(),
+        };
         filters
             .iter()
             .filter(|f| {
-                self.view.key.is_empty()
-                    || f.column_refs()
-                        .iter()
-                        .all(|c| self.view.key.contains(&c.name))
+                f.column_refs()
+                    .iter()
+                    .all(|c| renames.iter().any(|(from, _)| *from == c.name))
             })
+            .map(|f| rename_columns(f.clone().unalias(), &renames))
             .collect()
     }
-}
 
-/// `schema` restricted to `indices`, as a DFSchema.
-fn df_schema(schema: &SchemaRef, indices: &[usize]) -> DFResult<DFSchema> {
-    DFSchema::try_from(schema.project(indices)?)
-}
-
-fn filtered(
-    plan: Arc<dyn ExecutionPlan>,
-    predicate: &Option<Arc<dyn PhysicalExpr>>,
-) -> DFResult<Arc<dyn ExecutionPlan>> {
-    Ok(match predicate {
-        Some(p) => Arc::new(FilterExec::try_new(p.clone(), plan)?),
-        None => plan,
-    })
+    /// The view's rows: batch ⊕ speed in the stored layout, then `post`.
+    async fn merged(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let Fresh::Speed {
+            speed,
+            snapshot,
+            watermark,
+        } = &self.fresh
+        else {
+            return self.scan_files(state, &self.view.view.schema).await;
+        };
+        let stored = self.view.stored_schema();
+        let exec = Exec {
+            task: state.task_ctx(),
+            partitions: state.config().target_partitions(),
+        };
+        let fresh_rows = {
+            let mut speed = speed.lock().await;
+            speed.sync(&exec, snapshot, *watermark).await?;
+            speed.stored()?
+        };
+        // Key filters go below the merge, to both sides (and prune the
+        // batch Parquet): they keep or drop whole groups on both alike.
+        let predicate = conjunction(self.below_merge(filters))
+            .map(|p| state.create_physical_expr(p, &DFSchema::try_from(stored.as_ref().clone())?))
+            .transpose()?;
+        let batch = filtered(self.scan_files(state, &stored).await?, &predicate)?;
+        let fresh = filtered(
+            MemorySourceConfig::try_new_exec(&[fresh_rows], stored.clone(), None)?,
+            &predicate,
+        )?;
+        let key = self.view.stored_key();
+        let merged: Arc<dyn ExecutionPlan> = if key.is_empty() {
+            UnionExec::try_new(vec![batch, fresh])?
+        } else {
+            Arc::new(
+                BatchPrecedenceExec::try_new(batch, fresh, key, stored.fields().len())?
+                    .with_key_names(self.view.view.key.clone()),
+            )
+        };
+        match &self.view.kind {
+            PlanKind::Grouped(g) => g.post_over(merged),
+            PlanKind::Rows { .. } => Ok(merged),
+        }
+    }
 }
 
 #[async_trait]
 impl TableProvider for ViewTable {
     fn schema(&self) -> SchemaRef {
-        self.view.schema.clone()
+        self.view.view.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -118,101 +225,62 @@ impl TableProvider for ViewTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let schema = self.view.schema.clone();
-        let output: Vec<usize> = projection
-            .cloned()
-            .unwrap_or_else(|| (0..schema.fields().len()).collect());
-        let pushable = self.pushable(filters);
-        // Read what the output needs, plus the key and the pushed filters' columns.
-        let mut inner = output.clone();
-        let mut need = |i: usize| {
-            if !inner.contains(&i) {
-                inner.push(i)
-            }
+        let plan = self.merged(state, filters).await?;
+        let Some(projection) = projection else {
+            return Ok(plan);
         };
-        for k in self.view.key_indices() {
-            need(k);
-        }
-        for f in &pushable {
-            for c in f.column_refs() {
-                need(schema.index_of(&c.name)?);
-            }
-        }
-        let inner_predicate = conjunction(pushable.into_iter().cloned())
-            .map(|p| state.create_physical_expr(p, &df_schema(&schema, &inner)?))
-            .transpose()?;
-
-        let batch: Arc<dyn ExecutionPlan> = if self.batch_files.is_empty() {
-            Arc::new(EmptyExec::new(project_schema(&schema, Some(&inner))?))
-        } else {
-            let files = self
-                .batch_files
-                .iter()
-                .map(|f| PartitionedFile::new(f.path.clone(), f.bytes))
-                .collect();
-            // DataFusion pushes the filter above into this scan, which
-            // prunes the batch Parquet's row groups.
-            parquet_scan(
-                state,
-                &self.store_url,
-                &schema,
-                files,
-                Some(inner.clone()),
-                None,
-            )
-            .await?
-        };
-        let batch = filtered(batch, &inner_predicate)?;
-        let speed: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(
-            std::slice::from_ref(&self.speed_rows),
-            schema.clone(),
-            Some(inner.clone()),
-        )?;
-        let speed = filtered(speed, &inner_predicate)?;
-
-        if self.view.key.is_empty() {
-            let union = UnionExec::try_new(vec![batch, speed])?;
-            if inner.len() == output.len() {
-                return Ok(union);
-            }
-            let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = (0..output.len())
-                .map(|i| {
-                    let f = union.schema().field(i).clone();
-                    (
-                        Arc::new(datafusion::physical_expr::expressions::Column::new(
-                            f.name(),
-                            i,
-                        )) as Arc<dyn PhysicalExpr>,
-                        f.name().clone(),
-                    )
-                })
-                .collect();
-            return Ok(Arc::new(
-                datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, union)?,
-            ));
-        }
-        let key: Vec<usize> = self
-            .view
-            .key_indices()
+        let schema = plan.schema();
+        let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = projection
             .iter()
-            .map(|k| inner.iter().position(|i| i == k).expect("key is read"))
+            .map(|&i| {
+                let name = schema.field(i).name().clone();
+                (
+                    Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
+                    name,
+                )
+            })
             .collect();
-        Ok(Arc::new(BatchPrecedenceExec::try_new(
-            batch,
-            speed,
-            key,
-            output.len(),
-        )?))
+        Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
     }
 
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        // Both sides are filtered exactly where a filter is pushed, but
-        // DataFusion re-checks above: cheap, and right in every case.
+        // Key filters also run below the merge; DataFusion re-checks every
+        // filter above: cheap, and right in every case.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
+}
+
+/// `expr` with its columns renamed by `renames` (output → stored),
+/// unqualified.
+fn rename_columns(expr: Expr, renames: &[(String, String)]) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| match e {
+        Expr::Column(c) => {
+            let name = renames
+                .iter()
+                .find(|(from, _)| *from == c.name)
+                .map_or(c.name.clone(), |(_, to)| to.clone());
+            Ok(Transformed::yes(Expr::Column(
+                datafusion::common::Column::new_unqualified(name),
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+    .expect("renaming columns cannot fail")
+}
+
+fn filtered(
+    plan: Arc<dyn ExecutionPlan>,
+    predicate: &Option<Arc<dyn PhysicalExpr>>,
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    Ok(match predicate {
+        Some(p) => Arc::new(FilterExec::try_new(p.clone(), plan)?),
+        None => plan,
+    })
 }
 
 /// Batch rows, then the speed rows whose key no batch row has.
@@ -226,6 +294,8 @@ pub struct BatchPrecedenceExec {
     batch: Arc<dyn ExecutionPlan>,
     speed: Arc<dyn ExecutionPlan>,
     key: Vec<usize>,
+    /// How EXPLAIN names the key (default: the stored column names).
+    key_names: Vec<String>,
     output_columns: usize,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -246,28 +316,36 @@ impl BatchPrecedenceExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
+        let key_names = key
+            .iter()
+            .map(|k| batch.schema().field(*k).name().clone())
+            .collect();
         Ok(Self {
             batch,
             speed,
             key,
+            key_names,
             output_columns,
             schema,
             properties,
         })
     }
+
+    /// Name the key as the view's output does (when it has one per column).
+    pub fn with_key_names(mut self, names: Vec<String>) -> Self {
+        if names.len() == self.key.len() {
+            self.key_names = names;
+        }
+        self
+    }
 }
 
 impl DisplayAs for BatchPrecedenceExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let names: Vec<String> = self
-            .key
-            .iter()
-            .map(|k| self.batch.schema().field(*k).name().clone())
-            .collect();
         write!(
             f,
             "BatchPrecedenceExec: key=[{}], inputs=[batch, speed]",
-            names.join(", ")
+            self.key_names.join(", ")
         )
     }
 }
@@ -307,12 +385,10 @@ impl ExecutionPlan for BatchPrecedenceExec {
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let speed = children.pop().expect("two children");
         let batch = children.pop().expect("two children");
-        Ok(Arc::new(Self::try_new(
-            batch,
-            speed,
-            self.key.clone(),
-            self.output_columns,
-        )?))
+        Ok(Arc::new(
+            Self::try_new(batch, speed, self.key.clone(), self.output_columns)?
+                .with_key_names(self.key_names.clone()),
+        ))
     }
 
     #[allow(deprecated)]
@@ -397,56 +473,5 @@ impl ExecutionPlan for BatchPrecedenceExec {
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
-    }
-}
-
-/// A stream, served: its files up to the speed layer's base commit plus
-/// the in-memory tail after it.
-#[derive(Debug)]
-pub struct StreamTable {
-    log: LogTable,
-    tail: Vec<RecordBatch>,
-}
-
-impl StreamTable {
-    pub fn new(log: LogTable, tail: Vec<RecordBatch>) -> Self {
-        Self { log, tail }
-    }
-}
-
-#[async_trait]
-impl TableProvider for StreamTable {
-    fn schema(&self) -> SchemaRef {
-        self.log.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let files = self.log.scan(state, projection, filters, limit).await?;
-        if self.tail.is_empty() {
-            return Ok(files);
-        }
-        let tail = MemorySourceConfig::try_new_exec(
-            std::slice::from_ref(&self.tail),
-            self.log.schema(),
-            projection.cloned(),
-        )?;
-        UnionExec::try_new(vec![files, tail])
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 }

@@ -652,10 +652,12 @@ async fn incremental_cost(strata: &mut Strata, at: u64, runs: usize) -> Result<I
     strata
         .replay(&[], replay_options(0, Some(at)), &|_| {})
         .await?;
-    let views = strata.materialized_views(&[])?;
-    let ctx = crate::kappa::plan::kappa_context(strata.store())?;
-    let plans = strata.kappa_plans(&ctx, &views).await?;
-    let stream = views.first().map(|v| v.stream.clone()).unwrap_or_default();
+    let plans = strata.compiled_views(&[])?;
+    let ctx = strata.new_session()?;
+    let stream = plans
+        .first()
+        .map(|v| v.view.stream.clone())
+        .unwrap_or_default();
     let snapshot = strata.snapshot(&stream).await?;
     let commit = &snapshot.commits()[at as usize];
     let mut times = Vec::new();

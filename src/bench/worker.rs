@@ -56,7 +56,7 @@ pub async fn serve(strata: &mut Strata, input: impl BufRead, mut out: impl Write
             [] => continue,
             ["quit"] => break,
             ["info"] => info(strata, &root).await,
-            ["strata", view] => run_strata(strata, &root, view).await,
+            ["strata", view] => run_strata(strata, &results, view).await,
             ["datafusion", view] => run_datafusion(strata, &root, &results, view).await,
             _ => Err(StrataError::Usage(format!(
                 "unknown command '{line}' (info, strata VIEW, datafusion VIEW, quit)"
@@ -100,15 +100,33 @@ async fn info(strata: &mut Strata, root: &Path) -> Result<Value> {
     Ok(json!({ "stream": stream, "files": files, "views": views }))
 }
 
-async fn run_strata(strata: &mut Strata, root: &Path, view: &str) -> Result<Value> {
+async fn run_strata(strata: &mut Strata, results: &Path, view: &str) -> Result<Value> {
     let t = Instant::now();
     let records = strata.batch(&[view.to_string()], &|_, _| {}).await?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let record = records
         .first()
         .ok_or_else(|| StrataError::Usage(format!("batch published nothing for '{view}'")))?;
-    let files: Vec<PathBuf> = record.files.iter().map(|f| root.join(&f.path)).collect();
-    Ok(json!({ "ms": ms, "rows": record.rows, "files": files }))
+    // A grouped view's version holds its groups: its rows are the compiled
+    // plan above the aggregate over them (not timed: serving runs it).
+    let rows = strata.version_rows(view, record).await?;
+    let result = results.join(format!("{view}.strata.parquet"));
+    let schema = strata.catalog.view(view)?.schema.clone();
+    write_parquet(&result, schema, &rows)?;
+    Ok(json!({ "ms": ms, "rows": record.rows, "files": [result] }))
+}
+
+fn write_parquet(
+    path: &Path,
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[arrow::array::RecordBatch],
+) -> Result<()> {
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path)?, schema, None)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()?;
+    Ok(())
 }
 
 async fn run_datafusion(

@@ -22,7 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StrataError};
 
+pub mod compile;
 mod views;
+
+pub use compile::{CompiledView, GroupedPlan, PlanKind, Verdict};
 
 /// The arrow type every declared `TIMESTAMP` column is stored as: event time
 /// is always UTC, at microsecond precision.
@@ -138,19 +141,24 @@ pub struct ViewDef {
     pub stream: String,
     /// Output schema.
     pub schema: SchemaRef,
-    /// Key columns (the `key` option, else the GROUP BY outputs); empty: keyless.
+    /// Output key: the output columns that carry the GROUP BY (empty if
+    /// some GROUP BY expression is not an output column), or a row view's
+    /// declared unique columns; empty: keyless.
     pub key: Vec<String>,
+    /// The `key` option as written.
+    pub declared_key: Option<Vec<String>>,
+    /// Hash of the definition: the SQL, the key and the stream columns it
+    /// reads (names and types). A batch version made under another hash is
+    /// stale.
+    pub definition_hash: String,
     pub defined_at: SourceLocation,
 }
 
 impl ViewDef {
-    /// Hash of the definition: a batch version made from another SQL is stale.
+    /// Hash of the definition: a batch version made from another SQL (or
+    /// over other column types) is stale.
     pub fn sql_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.query.as_bytes());
-        h.update(b"\0key=");
-        h.update(self.key.join(",").as_bytes());
-        hex::encode(&h.finalize()[..8])
+        self.definition_hash.clone()
     }
 
     /// Indices of the key columns in `schema`.
@@ -162,12 +170,34 @@ impl ViewDef {
     }
 }
 
+/// A view refused when the catalog loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub view: String,
+    /// `file:line: view 'name': reason`.
+    pub message: String,
+}
+
+impl Refused {
+    pub fn error(&self) -> StrataError {
+        StrataError::ViewRefused {
+            view: self.view.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
 /// Every definition found under `sql_dir`.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub streams: BTreeMap<String, StreamDef>,
     /// Views in definition order (plain views may use earlier ones).
     pub views: Vec<ViewDef>,
+    /// Each materialized view, compiled for every layer.
+    pub compiled: BTreeMap<String, Arc<CompiledView>>,
+    /// Views refused at load, each with its error (file:line and reason):
+    /// the others are served.
+    pub refused: Vec<Refused>,
 }
 
 impl Catalog {
@@ -211,35 +241,66 @@ impl Catalog {
                 }
             }
         }
+        // Views in rounds, so a view may use views of any file; what makes
+        // no progress in a round is refused, alone, with its own error.
         while !pending.is_empty() {
             let mut failed = Vec::new();
-            let mut first_error = None;
             let before = pending.len();
             for (cv, at) in pending {
-                match catalog.add_statement(Statement::CreateView(cv.clone()), &at) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                        failed.push((cv, at));
-                    }
+                if let Err(e) = catalog.add_statement(Statement::CreateView(cv.clone()), &at) {
+                    failed.push((cv, at, e));
                 }
             }
             if failed.len() == before {
-                return Err(first_error.expect("a view failed"));
+                for (cv, _, e) in failed {
+                    catalog.refused.push(Refused {
+                        view: object_name(&cv.name),
+                        message: e.to_string(),
+                    });
+                }
+                break;
             }
-            pending = failed;
+            pending = failed.into_iter().map(|(cv, at, _)| (cv, at)).collect();
         }
         Ok(catalog)
+    }
+
+    /// This catalog, or the first refused view's error: for checking
+    /// definitions where every view must compile.
+    pub fn strict(self) -> Result<Self> {
+        match self.refused.first() {
+            Some(r) => Err(r.error()),
+            None => Ok(self),
+        }
+    }
+
+    /// The compiled form of materialized view `name` (or why it was
+    /// refused).
+    pub fn compiled(&self, name: &str) -> Result<&Arc<CompiledView>> {
+        let view = self.view(name)?;
+        self.compiled.get(&view.name).ok_or_else(|| {
+            StrataError::Usage(format!(
+                "view '{}' is a plain view: it is computed at query time and is not materialized",
+                view.name
+            ))
+        })
     }
 
     /// Look up a view by name.
     pub fn view(&self, name: &str) -> Result<&ViewDef> {
         let lower = name.to_lowercase();
+        if let Some(r) = self
+            .refused
+            .iter()
+            .find(|r| r.view == name || r.view == lower)
+        {
+            return Err(r.error());
+        }
         self.views
             .iter()
             .find(|v| v.name == name || v.name == lower)
             .ok_or_else(|| {
-                StrataError::Usage(format!(
+                StrataError::UnknownView(format!(
                     "unknown view '{name}' (known: {})",
                     if self.views.is_empty() {
                         "none".to_string()
@@ -295,13 +356,16 @@ impl Catalog {
                     self.streams.insert(stream.name.clone(), stream);
                 }
                 Statement::CreateView(cv) => {
-                    let view = crate::catalog::views::parse_view(self, &cv, at)?;
+                    let (view, compiled) = crate::catalog::views::parse_view(self, &cv, at)?;
                     if let Some(prev) = self.name_taken(&view.name) {
                         return Err(StrataError::definition(
                             path,
                             line,
                             format!("duplicate name '{}' (first defined at {prev})", view.name),
                         ));
+                    }
+                    if let Some(c) = compiled {
+                        self.compiled.insert(view.name.clone(), Arc::new(c));
                     }
                     self.views.push(view);
                 }
@@ -683,7 +747,14 @@ mod tests {
         let cases = [
             ("CREATE MATERIALIZED VIEW v AS SELECT * FROM nope;", "table 'datafusion.public.nope' not found"),
             ("CREATE MATERIALIZED VIEW v AS SELECT nope FROM orders;", "nope"),
-            ("CREATE MATERIALIZED VIEW v WITH (key = 'region') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "key column 'region' is not an output column"),
+            ("CREATE MATERIALIZED VIEW v WITH (key = 'region') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "key 'region' must be the GROUP BY outputs of the view (country)"),
+            ("CREATE MATERIALIZED VIEW v WITH (key = 'n') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "must be the GROUP BY outputs"),
+            ("CREATE MATERIALIZED VIEW v WITH (key = '') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "must be the GROUP BY outputs"),
+            ("CREATE MATERIALIZED VIEW v WITH (key = 'region') AS SELECT id, country FROM orders;", "key column 'region' is not an output column"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, first_value(amount ORDER BY ts) AS a FROM orders GROUP BY country;", "add orders.amount to its ORDER BY"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT DISTINCT ON (country) country, amount FROM orders ORDER BY country, ts;", "DISTINCT ON"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, n FROM (SELECT country, count(*) AS n FROM orders GROUP BY country) t GROUP BY country, n;", "more than one stage"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country UNION ALL SELECT country, 0 AS n FROM orders;", "outside its one GROUP BY"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id, now() AS seen FROM orders;", "non-deterministic function now()"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id, random() AS r FROM orders;", "non-deterministic function random()"),
             ("CREATE MATERIALIZED VIEW v AS SELECT uuid() AS u FROM orders;", "non-deterministic function uuid()"),
@@ -692,7 +763,6 @@ mod tests {
             ("CREATE MATERIALIZED VIEW v AS SELECT o.id FROM orders o JOIN clicks c ON o.ts = c.ts;", "reads 2 streams (clicks, orders)"),
             ("CREATE MATERIALIZED VIEW a AS SELECT id FROM orders;\nCREATE MATERIALIZED VIEW b AS SELECT id FROM a;", "reads 'a', which is a view"),
             ("CREATE MATERIALIZED VIEW v WITH (mode = 'fast') AS SELECT id FROM orders;", "unknown option 'mode'"),
-            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) FROM orders GROUP BY country, id;", "GROUP BY expression"),
             ("CREATE MATERIALIZED VIEW v AS SELECT count(*) AS n FROM orders;", "an aggregate without GROUP BY"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders ORDER BY id LIMIT 10;", "LIMIT"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id, row_number() OVER (ORDER BY ts) AS r FROM orders;", "window functions"),
@@ -722,6 +792,37 @@ mod tests {
     }
 
     #[test]
+    fn the_key_is_traced_from_the_group_by_through_any_shape() {
+        let c = parse(&format!(
+            "{ORDERS}CREATE MATERIALIZED VIEW nested AS SELECT * FROM (SELECT country, count(*) AS n FROM orders GROUP BY country) t;\n\
+             CREATE MATERIALIZED VIEW cte AS WITH g AS (SELECT country AS c, date_trunc('day', ts) AS day, sum(amount) AS s FROM orders GROUP BY 1, 2) SELECT day, c AS place, s FROM g WHERE s > 0;\n\
+             CREATE MATERIALIZED VIEW busy AS SELECT country, count(*) AS n FROM orders GROUP BY country HAVING count(*) >= 2;\n\
+             CREATE MATERIALIZED VIEW hidden AS SELECT country, count(*) AS n FROM orders GROUP BY country, id;\n\
+             CREATE MATERIALIZED VIEW don AS SELECT DISTINCT ON (country) country, amount FROM orders ORDER BY country, amount;"
+        ))
+        .unwrap();
+        assert_eq!(c.view("nested").unwrap().key, ["country"]);
+        assert_eq!(c.view("cte").unwrap().key, ["place", "day"]);
+        assert_eq!(c.view("busy").unwrap().key, ["country"]);
+        // Grouped by a column it does not show: groups merge by the
+        // aggregate's own key; the rows have none.
+        assert!(c.view("hidden").unwrap().key.is_empty());
+        assert_eq!(
+            c.compiled("hidden")
+                .unwrap()
+                .grouped()
+                .unwrap()
+                .group_columns,
+            2
+        );
+        // DISTINCT ON groups by its ON columns (the stored key), but its
+        // outputs are first_value(…) of each column, not the group column.
+        let don = c.compiled("don").unwrap();
+        assert_eq!(don.stored_key(), [0]);
+        assert!(don.view.key.is_empty());
+    }
+
+    #[test]
     fn views_may_use_definitions_of_files_that_sort_after_them() {
         let sources = vec![
             (PathBuf::from("a_views.sql"), "CREATE VIEW top AS SELECT country FROM by_country;\nCREATE MATERIALIZED VIEW by_country AS SELECT country, count(*) AS n FROM orders GROUP BY country;".to_string()),
@@ -734,7 +835,10 @@ mod tests {
             PathBuf::from("v.sql"),
             "CREATE VIEW v AS SELECT * FROM nothing;".to_string(),
         )];
-        let e = Catalog::from_sources(&bad).unwrap_err().to_string();
+        let e = Catalog::from_sources(&bad)
+            .and_then(Catalog::strict)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("v.sql:1: view 'v'"), "{e}");
     }
 }

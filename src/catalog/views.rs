@@ -7,18 +7,20 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{self, CreateTableOptions};
 
-use super::{object_name, with_options, Catalog, SourceLocation, ViewDef};
+use sha2::{Digest, Sha256};
+
+use super::{object_name, with_options, Catalog, CompiledView, SourceLocation, ViewDef};
 use crate::error::{Result, StrataError};
 
 pub(super) fn parse_view(
     catalog: &Catalog,
     cv: &ast::CreateView,
     at: &SourceLocation,
-) -> Result<ViewDef> {
+) -> Result<(ViewDef, Option<CompiledView>)> {
     let name = object_name(&cv.name);
     let err =
         |msg: String| StrataError::definition(&at.path, at.line, format!("view '{name}': {msg}"));
@@ -74,7 +76,6 @@ pub(super) fn parse_view(
     }
 
     let mut stream = String::new();
-    let mut key = Vec::new();
     if cv.materialized {
         let mut tables = Vec::new();
         plan.apply_with_subqueries(|node| {
@@ -109,38 +110,29 @@ pub(super) fn parse_view(
             )));
         }
         if let Some(f) = first_order_dependent(&plan)? {
-            return Err(err(format!(
-                "uses {f}() without ORDER BY: its result depends on the order rows are read in; add ORDER BY inside the call"
-            )));
-        }
-        check_mergeable(&plan).map_err(err)?;
-        key = match key_option {
-            Some(k) => k,
-            None => default_key(&plan).map_err(err)?,
-        };
-        for k in &key {
-            if schema.field_with_name(k).is_err() {
-                return Err(err(format!(
-                    "key column '{k}' is not an output column (outputs: {})",
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
+            return Err(err(f));
         }
     }
-    Ok(ViewDef {
-        name,
+    let mut hash = Sha256::new();
+    hash.update(query.as_bytes());
+    let view = ViewDef {
+        name: name.clone(),
         query,
         materialized: cv.materialized,
         stream,
         schema,
-        key,
+        key: key_option.clone().unwrap_or_default(),
+        declared_key: key_option,
+        definition_hash: hex::encode(&hash.finalize()[..8]),
         defined_at: at.clone(),
-    })
+    };
+    if !view.materialized {
+        return Ok((view, None));
+    }
+    let stream = catalog.stream(&view.stream)?;
+    let compiled = futures::executor::block_on(super::compile::compile(&view, stream))
+        .map_err(|why| err(format!("cannot be maintained: {why}")))?;
+    Ok((compiled.view.clone(), Some(compiled)))
 }
 
 /// A context where every stream and earlier view is an empty table of its
@@ -186,28 +178,71 @@ fn first_non_deterministic(plan: &LogicalPlan) -> Result<Option<String>> {
     Ok(found)
 }
 
-/// Aggregates whose result depends on the order of their input rows
-/// unless the call orders it.
+/// Aggregates whose result depends on the order of their input rows:
+/// their ORDER BY must decide every row that could change the result.
 const ORDER_DEPENDENT: &[&str] = &[
     "array_agg",
     "string_agg",
     "first_value",
     "last_value",
     "nth_value",
-    "approx_percentile_cont",
-    "approx_percentile_cont_with_weight",
-    "approx_median",
 ];
 
+/// The first order-dependent aggregate (or DISTINCT ON) whose ORDER BY
+/// leaves ties that could change its result, as a message. Rows that tie
+/// on the ORDER BY and also agree on every argument give the same result
+/// in any order, so the rule is: every argument is in the ORDER BY.
 fn first_order_dependent(plan: &LogicalPlan) -> Result<Option<String>> {
     let mut found = None;
     plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Distinct(Distinct::On(on)) = node {
+            let order: Vec<Expr> = on
+                .sort_expr
+                .iter()
+                .flatten()
+                .map(|s| s.expr.clone().unalias())
+                .collect();
+            let undecided = on
+                .select_expr
+                .iter()
+                .map(|e| e.clone().unalias())
+                .find(|e| !order.contains(e) && !on.on_expr.contains(e));
+            if let Some(e) = undecided {
+                found = Some(format!(
+                    "DISTINCT ON keeps the first row of each group, and its ORDER BY does not decide between rows that differ in {e}: add it to the ORDER BY"
+                ));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         node.apply_expressions(|e| {
             e.apply(|e| {
                 if let Expr::AggregateFunction(f) = e {
                     let name = f.func.name().to_lowercase();
-                    if ORDER_DEPENDENT.contains(&name.as_str()) && f.params.order_by.is_empty() {
-                        found = Some(name);
+                    if !ORDER_DEPENDENT.contains(&name.as_str()) {
+                        return Ok(TreeNodeRecursion::Continue);
+                    }
+                    let order: Vec<Expr> = f
+                        .params
+                        .order_by
+                        .iter()
+                        .map(|s| s.expr.clone())
+                        .collect();
+                    let undecided = f
+                        .params
+                        .args
+                        .iter()
+                        .find(|a| !matches!(a, Expr::Literal(..)) && !order.contains(a));
+                    if order.is_empty() {
+                        found = Some(format!(
+                            "uses {name}() without ORDER BY: its result depends on the order rows are read in; add ORDER BY inside the call"
+                        ));
+                    } else if let Some(a) = undecided {
+                        found = Some(format!(
+                            "{name}() orders by {}, which leaves ties between rows that differ in {a}: add {a} to its ORDER BY so the same log always gives the same result",
+                            order.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                    if found.is_some() {
                         return Ok(TreeNodeRecursion::Stop);
                     }
                 }
@@ -216,96 +251,4 @@ fn first_order_dependent(plan: &LogicalPlan) -> Result<Option<String>> {
         })
     })?;
     Ok(found)
-}
-
-/// Batch and speed each compute the view over part of the log and serving
-/// merges them per key (or unions them when keyless). That is right only
-/// for row-by-row views (projection, filter) and views grouped by their key.
-/// Reject the shapes where it is not.
-fn check_mergeable(plan: &LogicalPlan) -> std::result::Result<(), String> {
-    let mut problem = None;
-    let _ = plan.apply_with_subqueries(|node| {
-        let what = match node {
-            LogicalPlan::Window(_) => Some("window functions"),
-            LogicalPlan::Limit(_) => Some("LIMIT"),
-            LogicalPlan::Join(_) => Some("joins"),
-            LogicalPlan::Subquery(_) => Some("subqueries"),
-            LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => {
-                Some("an aggregate without GROUP BY")
-            }
-            _ => None,
-        };
-        if let Some(w) = what {
-            problem = Some(w);
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    match problem {
-        Some(w) => Err(format!(
-            "{w} cannot be maintained by merging a batch and a speed result; compute it in a plain CREATE VIEW over a materialized view"
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The output columns that hold the GROUP BY expressions (every output
-/// column for SELECT DISTINCT); empty for a row-by-row view.
-fn default_key(plan: &LogicalPlan) -> std::result::Result<Vec<String>, String> {
-    let mut node = plan;
-    while let LogicalPlan::Sort(_) | LogicalPlan::Limit(_) = node {
-        node = node.inputs()[0];
-    }
-    if let LogicalPlan::Distinct(_) = node {
-        return Ok(plan
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect());
-    }
-    let (projection, mut below) = match node {
-        LogicalPlan::Projection(p) => (Some(p), p.input.as_ref()),
-        other => (None, other),
-    };
-    while let LogicalPlan::Filter(f) = below {
-        below = f.input.as_ref();
-    }
-    let LogicalPlan::Aggregate(agg) = below else {
-        return Ok(Vec::new());
-    };
-    if agg
-        .group_expr
-        .iter()
-        .any(|g| matches!(g, Expr::GroupingSet(_)))
-    {
-        return Err("GROUPING SETS, CUBE and ROLLUP need an explicit WITH (key = '…')".into());
-    }
-    let mut key = Vec::new();
-    for (i, g) in agg.group_expr.iter().enumerate() {
-        let (qualifier, field) = agg.schema.qualified_field(i);
-        let Some(projection) = projection else {
-            key.push(field.name().clone());
-            continue;
-        };
-        let position = projection
-            .expr
-            .iter()
-            .position(|e| match e.clone().unalias() {
-                Expr::Column(c) => {
-                    c.name == *field.name()
-                        && (c.relation.is_none() || c.relation.as_ref() == qualifier)
-                }
-                _ => false,
-            });
-        match position {
-            Some(j) => key.push(plan.schema().field(j).name().clone()),
-            None => {
-                return Err(format!(
-                    "GROUP BY expression '{g}' is not an output column: select it, or give WITH (key = '…')"
-                ))
-            }
-        }
-    }
-    Ok(key)
 }

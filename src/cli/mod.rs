@@ -274,7 +274,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     let policy = SqlPolicy { allow_host_files };
                     query(&mut strata, &sql, format, policy).await
                 }
-                Command::Batch { views } => batch(&mut strata, &views).await.map(|_| ()),
+                Command::Batch { views } => {
+                    batch(&mut strata, &views).await?;
+                    refused_views(&strata, &views)
+                }
                 Command::Replay {
                     views,
                     from_scratch,
@@ -289,14 +292,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                         checkpoint_every,
                         until_commit,
                     };
-                    kappa::replay(&mut strata, &args).await.map(|_| ())
+                    let views = args.views.clone();
+                    kappa::replay(&mut strata, &args).await?;
+                    refused_views(&strata, &views)
                 }
                 Command::Verify {
                     views,
                     from_scratch,
-                } => kappa::verify(&mut strata, &views, from_scratch)
-                    .await
-                    .map(|_| ()),
+                } => {
+                    kappa::verify(&mut strata, &views, from_scratch).await?;
+                    refused_views(&strata, &views)
+                }
                 Command::Status { format } => status(&mut strata, format).await,
                 Command::Check { gc, grace, strict } => {
                     let opts = crate::check::CheckOptions { gc, grace };
@@ -323,6 +329,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+    }
+}
+
+/// After a command over every view (`views` empty): the views refused at
+/// load make it fail, once the others are done.
+fn refused_views(strata: &Strata, views: &[String]) -> Result<()> {
+    match strata.catalog.refused.first() {
+        Some(r) if views.is_empty() => Err(r.error()),
+        _ => Ok(()),
     }
 }
 
@@ -517,8 +532,15 @@ fn view_status_batch(rows: &[crate::ViewStatus]) -> Result<RecordBatch> {
         ("watermark", text(&|r| opt(r.watermark))),
         ("head", text(&|r| opt(r.head_commit))),
         ("speed_commits", text(&|r| r.speed_commits.to_string())),
-        ("speed_rows", text(&|r| r.speed_rows.to_string())),
+        (
+            "speed_groups",
+            text(&|r| match &r.speed_error {
+                Some(e) => format!("error: {e}"),
+                None => r.speed_groups.to_string(),
+            }),
+        ),
         ("speed_bytes", text(&|r| human_bytes(r.speed_bytes))),
+        ("verdict", text(&|r| r.verdict.clone())),
         (
             "behind",
             text(&|r| match r.behind_seconds {

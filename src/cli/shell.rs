@@ -286,7 +286,10 @@ impl<'a> Shell<'a> {
             )));
         }
         let text = format!("{};\n", sql.trim().trim_end_matches(';').trim());
-        crate::catalog::Catalog::load_with(&dir, Some((&path, &text)))?;
+        let checked = crate::catalog::Catalog::load_with(&dir, Some((&path, &text)))?;
+        if let Some(r) = checked.refused.iter().find(|r| r.view == name) {
+            return Err(r.error());
+        }
         std::fs::create_dir_all(&dir)?;
         std::fs::write(&path, &text)?;
         if let Err(e) = self.strata.reload_catalog() {
@@ -468,7 +471,7 @@ impl<'a> Shell<'a> {
                     .find(|x| x.view == v.name)
                     .expect("status of every materialized view");
                 format!(
-                    "materialized view {} over {} (defined at {})\nkey: {}\nbatch version: {}\nwatermark: {}\nspeed: {} commits, {} rows, {} bytes",
+                    "materialized view {} over {} (defined at {})\nkey: {}\nbatch version: {}\nwatermark: {}\nspeed: {} commits behind, {} groups, {} bytes\nserving: precedence (batch groups override speed groups, then HAVING and the rest)\nverdict: {}",
                     v.name,
                     v.stream,
                     v.defined_at,
@@ -476,8 +479,9 @@ impl<'a> Shell<'a> {
                     st.batch_version.map_or("none".to_string(), |b| format!("v{b} ({})", st.batch_state)),
                     st.watermark.map_or("none".to_string(), |w| format!("commit {w}")),
                     st.speed_commits,
-                    st.speed_rows,
-                    st.speed_bytes
+                    st.speed_error.clone().unwrap_or_else(|| st.speed_groups.to_string()),
+                    st.speed_bytes,
+                    st.verdict
                 )
             } else {
                 format!(

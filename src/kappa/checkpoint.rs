@@ -146,7 +146,7 @@ pub struct CheckpointRecord {
     pub commits: u64,
     /// Hash of the view definition that made it.
     pub sql_hash: String,
-    /// The plan's state layout ([`super::plan::KappaPlan::fingerprint`]).
+    /// The plan's state layout ([`crate::catalog::CompiledView::fingerprint`]).
     #[serde(default)]
     pub plan_fingerprint: String,
     pub writer_id: String,

@@ -9,7 +9,7 @@
 //!   to the commit's files (plan.rs) ──► partial state rows
 //!     │
 //!     ▼
-//!   GroupedState: group table + GroupsAccumulators, merge_batch (state.rs)
+//!   GroupedState: group table + GroupsAccumulators, merge_batch (operator/state.rs)
 //!     │  every N commits / T seconds, and when stopping
 //!     ▼
 //!   checkpoint: state + the view's rows + the commit count, record last
@@ -28,8 +28,6 @@
 //! checkpoint names or is about to; the protocol is in [`checkpoint`].
 
 pub mod checkpoint;
-pub mod plan;
-pub mod state;
 pub mod verify;
 
 use std::sync::Arc;
@@ -39,19 +37,21 @@ use arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::batch::{canonical_order, PartFile, PartWriter};
 use crate::catalog::ViewDef;
+use crate::catalog::{CompiledView, PlanKind};
 use crate::error::{Result, StrataError};
 use crate::log::CommitRecord;
+use crate::operator::state::GroupedState;
+use crate::operator::{run_on_files, run_post, Exec};
 use checkpoint::{
     checkpoint_prefix, latest_checkpoint, new_attempt, pin, publish, read_checkpoint,
     read_checkpoints, read_state, remove_unnamed, retire_checkpoints, unpin, write_state,
     CheckpointRecord, CHECKPOINT_FORMAT, MAX_CHECKPOINT_ATTEMPTS,
 };
-use plan::{run_on_files, run_post, KappaPlan, PlanKind};
-use state::GroupedState;
 
 /// When a replay writes checkpoints (it always writes one when it stops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct CheckpointPolicy {
 
 /// One view's replay: its compiled plan, live state and checkpoint position.
 pub struct ViewProcessor {
-    pub plan: KappaPlan,
+    pub plan: Arc<CompiledView>,
     state: Option<GroupedState>,
     /// Row views: the checkpoint whose segments this replay continues
     /// (resumed from, adopted or written last), and the rows of each
@@ -122,7 +122,13 @@ pub async fn read_parts(
 ) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for f in files {
-        out.extend(crate::speed::read_parquet(store, &Path::from(f.path.as_str())).await?);
+        let bytes = store
+            .get(&Path::from(f.path.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        out.extend(reader.collect::<std::result::Result<Vec<_>, _>>()?);
     }
     Ok(out)
 }
@@ -142,7 +148,7 @@ impl ViewProcessor {
     /// reflects at most `limit` commits (or from nothing).
     pub async fn start(
         store: &Arc<dyn ObjectStore>,
-        plan: KappaPlan,
+        plan: Arc<CompiledView>,
         from_scratch: bool,
         limit: Option<u64>,
     ) -> Result<Self> {
@@ -220,7 +226,7 @@ impl ViewProcessor {
         let stream = &self.plan.view.stream;
         match &self.plan.kind {
             PlanKind::Rows { plan } => {
-                let rows = run_on_files(ctx, plan, stream, &commit.files).await?;
+                let rows = run_on_files(&Exec::of(ctx), plan, stream, &commit.files).await?;
                 self.pending.extend(
                     rows.into_iter()
                         .filter(|b| b.num_rows() > 0)
@@ -228,7 +234,8 @@ impl ViewProcessor {
                 );
             }
             PlanKind::Grouped(g) => {
-                let partial = run_on_files(ctx, &g.partial, stream, &commit.files).await?;
+                let partial =
+                    run_on_files(&Exec::of(ctx), &g.partial, stream, &commit.files).await?;
                 let state = self.state.as_mut().expect("grouped views have state");
                 for b in &partial {
                     state.merge(b)?;
@@ -261,7 +268,7 @@ impl ViewProcessor {
         let state = self.state.as_mut().expect("grouped views have state");
         let snapshot = state.snapshot()?;
         let groups = GroupedState::evaluate(g, &snapshot)?;
-        let rows = run_post(ctx, g, groups).await?;
+        let rows = run_post(&Exec::of(ctx), g, vec![groups]).await?;
         Ok((snapshot, rows))
     }
 

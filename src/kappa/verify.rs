@@ -48,7 +48,7 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     pub fn matched(&self) -> bool {
-        self.verdict == "match"
+        self.verdict == "match" || self.verdict == "approximate"
     }
 }
 
@@ -229,6 +229,8 @@ mod tests {
                 Field::new("x", DataType::Float64, true),
             ])),
             key: vec!["k".into()],
+            declared_key: None,
+            definition_hash: String::new(),
             defined_at: SourceLocation {
                 path: "v.sql".into(),
                 line: 1,

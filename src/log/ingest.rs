@@ -479,7 +479,15 @@ impl Reader<'_> {
         let perr = |e: parquet::errors::ParquetError| {
             StrataError::input(name, format!("not a readable Parquet file: {e}"))
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(perr)?;
+        // The Parquet decoder can panic on corrupt input (found by the
+        // fuzz tests): a damaged file is rejected like any bad input.
+        let panicked =
+            || StrataError::input(name, "corrupt Parquet data: the decoder could not read it");
+        let builder = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ParquetRecordBatchReaderBuilder::try_new(source)
+        }))
+        .map_err(|_| panicked())?
+        .map_err(perr)?;
         let mut keep = Vec::new();
         for (i, field) in builder.schema().fields().iter().enumerate() {
             if stream.schema.field_with_name(field.name()).is_ok() {
@@ -492,12 +500,15 @@ impl Reader<'_> {
             }
         }
         let mask = ProjectionMask::roots(builder.parquet_schema(), keep);
-        let reader = builder
+        let mut reader = builder
             .with_projection(mask)
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(perr)?;
-        for raw in reader {
+        loop {
+            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
+                .map_err(|_| panicked())?;
+            let Some(raw) = next else { break };
             let raw =
                 raw.map_err(|e| StrataError::input(name, format!("corrupt Parquet data: {e}")))?;
             let first = self.rows;

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use strata::kappa::{CheckpointPolicy, ReplayOptions};
 use strata::Strata;
 
-use crate::common::{Project, ORDERS_SQL};
+use crate::common::{orders_ndjson, Project, ORDERS_SQL};
 use crate::lambda::{events, lambda_project, MATERIALIZED};
 
 /// Views beyond the samples: distinct counts and medians (state holds the
@@ -259,14 +259,15 @@ fn verify_fails_with_the_differing_rows_when_a_batch_version_is_tampered_with() 
             .collect::<Result<_, _>>()
             .unwrap();
     let b = &batches[0];
-    let orders = b.column_by_name("orders").unwrap();
+    // The version holds the groups: hour, country, count(*), sum(amount).
+    let i = 2;
+    let orders = b.column(i);
     let mut values: Vec<i64> =
         arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(orders.as_ref())
             .values()
             .to_vec();
     values[0] += 1;
     let mut cols = b.columns().to_vec();
-    let i = b.schema().index_of("orders").unwrap();
     cols[i] = std::sync::Arc::new(arrow::array::Int64Array::from(values));
     let tampered = RecordBatch::try_new(b.schema(), cols).unwrap();
     let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), b.schema(), None).unwrap();
@@ -305,35 +306,73 @@ fn verify_without_a_batch_version_says_what_to_run() {
 }
 
 #[test]
-fn views_kappa_cannot_maintain_are_refused_with_the_reason() {
-    let cases = [
-        (
-            "p50",
-            "SELECT country, approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) AS p50 \
-             FROM orders GROUP BY country",
-            "approx_percentile_cont()",
-        ),
-        (
-            "both",
-            "SELECT country, count(*) AS n FROM orders GROUP BY country \
-             UNION ALL SELECT country, 0 AS n FROM orders WHERE amount > 1000",
-            "UNION",
-        ),
-    ];
-    for (name, query, reason) in cases {
-        let p = Project::new(&format!(
-            "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW {name} AS\n{query};"
-        ));
-        let out = p.cmd().args(["replay"]).output().unwrap();
-        assert!(!out.status.success());
+fn views_no_layer_can_maintain_are_refused_alone_with_the_reason() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW both AS\nSELECT country, count(*) AS n FROM orders GROUP BY country \
+         UNION ALL SELECT country, 0 AS n FROM orders WHERE amount > 1000;\n\
+         CREATE MATERIALIZED VIEW fine AS SELECT country, count(*) AS n FROM orders GROUP BY country;"
+    ));
+    let input = p.write("in.ndjson", orders_ndjson(0..10));
+    p.cmd()
+        .args(["ingest", "orders", input.to_str().unwrap()])
+        .assert()
+        .success();
+    // Every command over all views does the others, then fails naming it.
+    for args in [&["replay"][..], &["batch"][..]] {
+        let out = p.cmd().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains(&format!("view '{name}' cannot be maintained by Kappa"))
-                && stderr.contains(reason)
+            stderr.contains("view 'both': cannot be maintained")
+                && stderr.contains("UNION")
                 && stderr.contains("defs.sql:"),
             "{stderr}"
         );
     }
+    // The other view and the stream keep answering.
+    p.cmd()
+        .args(["query", "--format", "csv", "SELECT sum(n) AS n FROM fine"])
+        .assert()
+        .success()
+        .stdout("n\n10\n");
+    // Naming the refused view gives its reason.
+    p.cmd()
+        .args(["batch", "both"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("cannot be maintained"));
+}
+
+#[test]
+fn an_approximate_view_is_maintained_and_verify_reports_it_alone() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW p50 AS SELECT country, \
+         approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) AS p50 FROM orders GROUP BY country;\n\
+         CREATE MATERIALIZED VIEW n AS SELECT country, count(*) AS n FROM orders GROUP BY country;"
+    ));
+    for chunk in [0..40, 40..80, 80..120] {
+        let input = p.write("in.ndjson", orders_ndjson(chunk));
+        p.cmd()
+            .args(["ingest", "orders", input.to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    p.cmd().arg("batch").assert().success();
+    p.cmd().arg("replay").assert().success();
+    let out = p.cmd().args(["verify"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.cmd()
+        .args(["status"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "approximate (approx_percentile_cont)",
+        ));
 }
 
 /// Each view's served rows, through the real binary.
@@ -797,9 +836,8 @@ async fn retention_spares_pinned_files_and_a_replay_whose_base_was_retired_moves
     let base = records.last().unwrap().clone();
     assert_eq!(base.commits, 3);
     // A replay that continues `base`, with a commit still to process.
-    let ctx = strata::kappa::plan::kappa_context(&store).unwrap();
-    let def = strata.catalog.view("large_orders").unwrap().clone();
-    let plan = strata.kappa_plans(&ctx, &[def]).await.unwrap().remove(0);
+    let ctx = strata.new_session().unwrap();
+    let plan = strata.compiled_views(&view).unwrap().remove(0);
     let mut follower = strata::kappa::ViewProcessor::start(&store, plan, false, None)
         .await
         .unwrap();

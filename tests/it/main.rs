@@ -8,6 +8,7 @@ mod concurrency;
 mod conformance;
 mod conversion;
 mod crash;
+mod differential;
 mod fuzz;
 mod hardening;
 mod idempotency;

@@ -52,7 +52,7 @@ fn multi_line_insert_select_describe_and_errors() {
     s.send_line("\\d revenue_hourly").unwrap();
     s.exp_string("key: hour, country").unwrap();
     s.exp_string("watermark: commit 0").unwrap();
-    s.exp_string("speed: 1 commits, 1 rows").unwrap();
+    s.exp_string("speed: 1 commits behind, 1 groups").unwrap();
     // An error is one message; the shell goes on.
     s.send_line("SELEC 1;").unwrap();
     s.exp_string("Error: ").unwrap();

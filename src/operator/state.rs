@@ -16,7 +16,7 @@ use datafusion::physical_expr::GroupsAccumulatorAdapter;
 use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
-use super::plan::GroupedPlan;
+use crate::catalog::GroupedPlan;
 use crate::error::Result;
 
 /// Live state of a grouped view.

@@ -1,0 +1,238 @@
+//! The incremental operator of a compiled view: one implementation, three
+//! uses (invariant 3 and 5).
+//!
+//! ```text
+//!   batch:  all files of snapshot S   ─┐
+//!   speed:  commits W+1 ..= head       ├─► Operator::apply(files) ─► groups / rows
+//!   Kappa:  commits 0, 1, 2, …         ─┘        (state.rs: group table + GroupsAccumulators)
+//! ```
+//!
+//! `apply` runs the view's partial plan (the partial aggregate, or the
+//! whole plan of a row view) over exactly the files it is given and merges
+//! the result into the state: the cost is the work on those files, and the
+//! memory of a grouped view is its groups, never its events. The groups
+//! become the view's rows through the compiled `post` plan.
+
+pub mod state;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
+};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::{collect, collect_partitioned, ExecutionPlan};
+use datafusion::prelude::SessionContext;
+
+use crate::catalog::{CompiledView, GroupedPlan, PlanKind};
+use crate::error::Result;
+use crate::log::{file_path, FileEntry};
+use state::GroupedState;
+
+/// Where plans run: a task context and how many partitions to spread files over.
+#[derive(Clone)]
+pub struct Exec {
+    pub task: Arc<TaskContext>,
+    pub partitions: usize,
+}
+
+impl Exec {
+    pub fn of(ctx: &SessionContext) -> Self {
+        Self {
+            task: ctx.task_ctx(),
+            partitions: ctx.state().config().target_partitions(),
+        }
+    }
+}
+
+/// The state of one view's operator.
+pub enum OperatorState {
+    Grouped(GroupedState),
+    /// A row view's rows since the operator started (or was drained).
+    Rows(Vec<RecordBatch>),
+}
+
+/// One view's incremental operator.
+pub struct Operator {
+    pub view: Arc<CompiledView>,
+    pub state: OperatorState,
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("view", &self.view.view.name)
+            .field("bytes", &self.size())
+            .finish()
+    }
+}
+
+impl Operator {
+    /// An operator with empty state.
+    pub fn new(view: Arc<CompiledView>) -> Result<Self> {
+        let state = match &view.kind {
+            PlanKind::Grouped(g) => OperatorState::Grouped(GroupedState::new(g)?),
+            PlanKind::Rows { .. } => OperatorState::Rows(Vec::new()),
+        };
+        Ok(Self { view, state })
+    }
+
+    /// Feed `files` of the view's stream (one commit's, or a snapshot's).
+    pub async fn apply(&mut self, exec: &Exec, files: &[FileEntry]) -> Result<()> {
+        let stream = self.view.view.stream.clone();
+        match (&self.view.kind, &mut self.state) {
+            (PlanKind::Grouped(g), OperatorState::Grouped(state)) => {
+                for b in run_on_files(exec, &g.partial, &stream, files).await? {
+                    state.merge(&b)?;
+                }
+            }
+            (PlanKind::Rows { plan }, OperatorState::Rows(rows)) => {
+                let out = run_on_files(exec, plan, &stream, files).await?;
+                rows.extend(out.into_iter().filter(|b| b.num_rows() > 0));
+            }
+            _ => unreachable!("the state is made for the plan's kind"),
+        }
+        Ok(())
+    }
+
+    /// Merge state rows (a checkpoint, or a batch version's partial state).
+    pub fn merge_state(&mut self, batch: &RecordBatch) -> Result<()> {
+        match &mut self.state {
+            OperatorState::Grouped(s) => s.merge(batch),
+            OperatorState::Rows(rows) => {
+                rows.push(batch.clone());
+                Ok(())
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        match &self.state {
+            OperatorState::Grouped(s) => s.size(),
+            OperatorState::Rows(rows) => rows.iter().map(RecordBatch::get_array_memory_size).sum(),
+        }
+    }
+
+    /// Groups of a grouped view (or rows of a row view) held.
+    pub fn len(&self) -> usize {
+        match &self.state {
+            OperatorState::Grouped(s) => s.len(),
+            OperatorState::Rows(rows) => rows.iter().map(RecordBatch::num_rows).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What the operator holds, in the layout a batch version stores: the
+    /// final groups (grouped), or the rows (row view).
+    pub fn stored(&mut self) -> Result<Vec<RecordBatch>> {
+        match (&self.view.kind, &mut self.state) {
+            (PlanKind::Grouped(g), OperatorState::Grouped(state)) => {
+                let snapshot = state.snapshot()?;
+                let groups = GroupedState::evaluate(g, &snapshot)?;
+                Ok(vec![RecordBatch::try_new(
+                    g.stored_schema.clone(),
+                    groups.columns().to_vec(),
+                )?])
+            }
+            (_, OperatorState::Rows(rows)) => Ok(rows.clone()),
+            _ => unreachable!("the state is made for the plan's kind"),
+        }
+    }
+}
+
+/// `plan` with every scan reading exactly `files` of `stream`, spread over
+/// `partitions` file groups.
+///
+/// A plan is compiled once, before any store is known: its Parquet
+/// readers are re-bound here to the store of the session that runs it.
+fn rebind(
+    plan: &Arc<dyn ExecutionPlan>,
+    stream: &str,
+    files: &[FileEntry],
+    exec: &Exec,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let partitions = exec.partitions;
+    let files: Vec<PartitionedFile> = files
+        .iter()
+        .map(|f| PartitionedFile::new(file_path(stream, f).to_string(), f.bytes))
+        .collect();
+    let groups = partitions.clamp(1, files.len().max(1));
+    let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups];
+    for (i, f) in files.into_iter().enumerate() {
+        file_groups[i % groups].push(f);
+    }
+    let file_groups: Vec<FileGroup> = file_groups.into_iter().map(FileGroup::new).collect();
+    Ok(plan
+        .clone()
+        .transform_up(|node| {
+            let Some(ds) = node.downcast_ref::<DataSourceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(cfg) = ds.data_source().downcast_ref::<FileScanConfig>() else {
+                return Ok(Transformed::no(node));
+            };
+            let mut builder =
+                FileScanConfigBuilder::from(cfg.clone()).with_file_groups(file_groups.clone());
+            if let Some(parquet) = cfg.file_source().downcast_ref::<ParquetSource>() {
+                let runtime = exec.task.runtime_env();
+                let store = runtime.object_store(&cfg.object_store_url)?;
+                let cache = runtime.cache_manager.get_file_metadata_cache();
+                builder = builder.with_source(Arc::new(
+                    parquet.clone().with_parquet_file_reader_factory(Arc::new(
+                        CachedParquetFileReaderFactory::new(store, cache),
+                    )),
+                ));
+            }
+            let cfg = builder.build();
+            Ok(Transformed::yes(
+                DataSourceExec::from_data_source(cfg) as Arc<dyn ExecutionPlan>
+            ))
+        })?
+        .data)
+}
+
+/// Run `plan` over `files` of `stream` and collect its output.
+pub async fn run_on_files(
+    exec: &Exec,
+    plan: &Arc<dyn ExecutionPlan>,
+    stream: &str,
+    files: &[FileEntry],
+) -> Result<Vec<RecordBatch>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bound = rebind(plan, stream, files, exec)?;
+    // Partition by partition, in order: the merge order (and so any
+    // floating-point rounding) does not depend on thread timing.
+    Ok(collect_partitioned(bound, exec.task.clone())
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// The view's rows from `groups` (schema: the final aggregate's): the plan
+/// above the aggregate, run over them.
+pub async fn run_post(
+    exec: &Exec,
+    g: &GroupedPlan,
+    groups: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
+    // Groups come named as evaluated or as stored: the columns are the same.
+    let groups = groups
+        .into_iter()
+        .map(|b| RecordBatch::try_new(g.stored_schema.clone(), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let source = MemorySourceConfig::try_new_exec(&[groups], g.stored_schema.clone(), None)?;
+    Ok(collect(g.post_over(source)?, exec.task.clone()).await?)
+}
