@@ -18,3 +18,4 @@ mod log_roundtrip;
 mod malformed;
 mod sample;
 mod shell;
+mod views;
