@@ -717,9 +717,26 @@ impl Strata {
         sql: &str,
         policy: SqlPolicy,
     ) -> Result<DataFrame> {
-        let plan = ctx.state().create_logical_plan(sql).await?;
+        let plan = match ctx.state().create_logical_plan(sql).await {
+            Ok(plan) => plan,
+            // A view refused at load is not served: say why, not "not found".
+            Err(e) => return Err(self.refused_in(sql).unwrap_or_else(|| e.into())),
+        };
         self.guard(policy).check(&plan)?;
         Ok(ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// The error of the first refused view that `sql` names, if any.
+    fn refused_in(&self, sql: &str) -> Option<StrataError> {
+        let words: Vec<String> = sql
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map(str::to_lowercase)
+            .collect();
+        self.catalog
+            .refused
+            .iter()
+            .find(|r| words.contains(&r.view.to_lowercase()))
+            .map(|r| r.error())
     }
 
     /// Per-stream summary at the head.

@@ -336,11 +336,13 @@ fn views_no_layer_can_maintain_are_refused_alone_with_the_reason() {
         .success()
         .stdout("n\n10\n");
     // Naming the refused view gives its reason.
-    p.cmd()
-        .args(["batch", "both"])
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains("cannot be maintained"));
+    for args in [&["batch", "both"][..], &["query", "SELECT * FROM both"][..]] {
+        p.cmd()
+            .args(args)
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains("cannot be maintained"));
+    }
 }
 
 #[test]
