@@ -43,7 +43,10 @@ fn having_applies_after_precedence_over_whole_groups() {
     one_batched_then_two(&p);
     // The batch holds the group NZ (1 order) before HAVING; it overrides
     // the speed group NZ (2 orders); HAVING then drops it. Never "NZ,2".
-    assert_eq!(csv(&p, "SELECT * FROM busy ORDER BY country"), "country,n\n");
+    assert_eq!(
+        csv(&p, "SELECT * FROM busy ORDER BY country"),
+        "country,n\n"
+    );
     p.cmd().arg("batch").assert().success();
     assert_eq!(
         csv(&p, "SELECT * FROM busy ORDER BY country"),
@@ -75,7 +78,10 @@ fn an_aggregate_below_the_top_node_keeps_one_row_per_group() {
 
 #[test]
 fn a_key_that_is_not_the_group_by_is_refused_at_load() {
-    for (key, needle) in [("", "must be the GROUP BY outputs"), ("n", "must be the GROUP BY outputs")] {
+    for (key, needle) in [
+        ("", "must be the GROUP BY outputs"),
+        ("n", "must be the GROUP BY outputs"),
+    ] {
         let p = Project::new(&format!(
             "{ORDERS_SQL}\n\nCREATE MATERIALIZED VIEW v WITH (key = '{key}') AS SELECT country, count(*) AS n FROM orders GROUP BY country;"
         ));
@@ -100,10 +106,16 @@ fn planned_and_executed_types_agree_and_other_queries_keep_working() {
     assert_eq!(csv(&p, "SELECT 1 AS one"), "one\n1\n");
     assert_eq!(csv(&p, "SELECT count(*) AS n FROM orders"), "n\n3\n");
     // Batch precedence: NZ is batched (two orders); the third waits.
-    assert_eq!(csv(&p, "SELECT * FROM b"), "country,revenue,products\nNZ,12.50,1\n");
+    assert_eq!(
+        csv(&p, "SELECT * FROM b"),
+        "country,revenue,products\nNZ,12.50,1\n"
+    );
     assert_eq!(csv(&p, "SELECT * FROM a"), "country,big\nNZ,0.00\n");
     p.cmd().arg("batch").assert().success();
-    assert_eq!(csv(&p, "SELECT * FROM b"), "country,revenue,products\nNZ,13.75,1\n");
+    assert_eq!(
+        csv(&p, "SELECT * FROM b"),
+        "country,revenue,products\nNZ,13.75,1\n"
+    );
 }
 
 #[test]
@@ -116,7 +128,10 @@ fn a_stream_gains_a_nullable_column() {
     ingest(&p, &order(2, "NZ", "10.00"));
     let sql = std::fs::read_to_string(p.path().join("sql/defs.sql"))
         .unwrap()
-        .replace("amount   DECIMAL(12,2) NOT NULL", "amount   DECIMAL(12,2) NOT NULL,\n  note VARCHAR");
+        .replace(
+            "amount   DECIMAL(12,2) NOT NULL",
+            "amount   DECIMAL(12,2) NOT NULL,\n  note VARCHAR",
+        );
     std::fs::write(p.path().join("sql/defs.sql"), sql).unwrap();
     assert_eq!(csv(&p, "SELECT 1 AS one"), "one\n1\n");
     assert_eq!(
