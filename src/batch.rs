@@ -24,6 +24,9 @@
 //! - older versions beyond `retain_versions` are removed only after a newer
 //!   one is published, record first, so no reader finds a record without
 //!   its files.
+//!
+//! Publish records are a [`RecordDir`] (see `log::records` for the
+//! protocol).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +39,7 @@ use bytes::Bytes;
 use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::col;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -44,8 +47,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{CompiledView, ViewDef};
-use crate::error::{Result, StrataError};
-use crate::log::{FileEntry, Snapshot};
+use crate::error::Result;
+use crate::log::{Covered, Created, FileEntry, RecordDir, Snapshot};
 use crate::operator::{Exec, Operator};
 
 /// Version of the publish record format (2: grouped views store groups).
@@ -83,33 +86,30 @@ pub struct VersionRecord {
     pub files: Vec<PartFile>,
 }
 
-fn versions_dir(view: &str) -> Path {
-    Path::from(format!("views/{view}/_versions"))
+/// The publish records of `view`: `views/<view>/_versions/<N>.json`.
+pub fn version_records(store: &Arc<dyn ObjectStore>, view: &str) -> RecordDir<VersionRecord> {
+    RecordDir::new(store.clone(), Path::from(format!("views/{view}/_versions")))
 }
 
-fn version_path(view: &str, version: u64) -> Path {
-    Path::from(format!("views/{view}/_versions/{version:020}.json"))
+impl VersionRecord {
+    /// The commits the version covers.
+    pub fn covered(&self) -> Covered {
+        Covered::through(self.watermark)
+    }
 }
 
 /// Published version numbers of `view`, ascending.
 pub async fn list_versions(store: &Arc<dyn ObjectStore>, view: &str) -> Result<Vec<u64>> {
-    crate::log::list_numbered(store, &versions_dir(view)).await
+    version_records(store, view).list().await
 }
 
-/// Read one publish record.
+/// Read one publish record (`None`: not there, or retired).
 pub async fn read_version(
     store: &Arc<dyn ObjectStore>,
     view: &str,
     version: u64,
 ) -> Result<Option<VersionRecord>> {
-    let Some(bytes) = crate::log::read_if_exists(store, &version_path(view, version)).await? else {
-        return Ok(None);
-    };
-    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-        StrataError::Usage(format!(
-            "view '{view}': unreadable version record {version}: {e}"
-        ))
-    })?))
+    version_records(store, view).read(version).await
 }
 
 /// The newest published version of `view`, and the version to serve: made
@@ -361,7 +361,8 @@ pub async fn run_batch(
 ) -> Result<VersionRecord> {
     let started = Instant::now();
     let view = &compiled.view;
-    let latest = list_versions(store, &view.name).await?.last().copied();
+    let versions = version_records(store, &view.name);
+    let latest = versions.list().await?.last().copied();
     let mut version = latest.map_or(1, |v| v + 1);
     let mut parts = PartWriter::new(
         store.clone(),
@@ -394,32 +395,12 @@ pub async fn run_batch(
     // makes us take the next one (our files are named by our record).
     loop {
         record.version = version;
-        let body = Bytes::from(serde_json::to_vec_pretty(&record)?);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match store
-            .put_opts(
-                &version_path(&view.name, version),
-                PutPayload::from(body),
-                opts,
-            )
-            .await
-        {
-            Ok(_) => break,
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                // A retried create can find our own record (its response
-                // was lost): our files are named only by our record.
-                if read_version(store, &view.name, version)
-                    .await?
-                    .is_some_and(|r| r.files == record.files)
-                {
-                    break;
-                }
-                version += 1
-            }
-            Err(e) => return Err(e.into()),
+        match versions.create(version, &record).await? {
+            Created::Created => break,
+            // A retried create can find our own record (its response was
+            // lost): our files are named only by our record.
+            Created::Exists(Some(r)) if r.files == record.files => break,
+            Created::Exists(_) => version += 1,
         }
     }
     retire_old_versions(store, view, retain_versions).await?;
@@ -433,17 +414,18 @@ pub async fn retire_old_versions(
     view: &ViewDef,
     retain: usize,
 ) -> Result<()> {
-    let versions = list_versions(store, &view.name).await?;
+    let records = version_records(store, &view.name);
+    let versions = records.list().await?;
     let served = served_version(store, view).await?.1.map(|r| r.version);
     let cut = versions.len().saturating_sub(retain.max(1));
     for &v in &versions[..cut] {
         if Some(v) == served {
             continue;
         }
-        let Some(record) = read_version(store, &view.name, v).await? else {
+        let Some(record) = records.read(v).await? else {
             continue;
         };
-        store.delete(&version_path(&view.name, v)).await?;
+        records.retire(v).await?;
         for f in &record.files {
             if let Err(e) = store.delete(&Path::from(f.path.as_str())).await {
                 tracing::warn!("could not remove {}: {e}", f.path);

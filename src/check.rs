@@ -28,16 +28,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::{Schema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::StreamDef;
 use crate::cli::human_bytes;
 use crate::error::{Result, StrataError};
+use crate::log::schema::check_commit;
 use crate::log::{file_path, CommitRecord, StreamLog};
 use crate::Strata;
 
@@ -369,37 +368,20 @@ impl Checker {
     }
 
     /// The commit's schema fingerprint is the declared schema's, or an
-    /// older one: its files were written with a schema of that fingerprint
-    /// which the declared schema only extends with nullable columns.
+    /// older one: that of the schema its files were written with, which
+    /// the declared schema only extends with nullable columns (the check
+    /// every read of the log makes: `log::schema::check_commit`).
     async fn schema(&mut self, def: &StreamDef, record: &CommitRecord) {
         let declared = def.schema_fingerprint();
-        if record.schema_fingerprint == declared {
-            return;
-        }
-        let mut older = !record.files.is_empty();
-        for f in &record.files {
-            // Fingerprinted exactly as the writer does, from a StreamDef.
-            older = file_schema(&self.store, &file_path(&def.name, f))
-                .await
-                .is_some_and(|schema| {
-                    extends(&def.schema, &schema)
-                        && StreamDef {
-                            schema,
-                            ..def.clone()
-                        }
-                        .schema_fingerprint()
-                            == record.schema_fingerprint
-                });
-            if !older {
-                break;
-            }
-        }
-        if !older {
-            self.problem(format!(
-                "schema mismatch: commit {} of {} records schema fingerprint {}: neither the declared schema's ({declared}) nor that of an older form of it",
-                record.commit, def.name, record.schema_fingerprint
-            ));
-        }
+        let why = match check_commit(&self.store, def, &declared, record).await {
+            Ok(None) => return,
+            Ok(Some(refusal)) => refusal.reason(),
+            Err(e) => e.to_string(),
+        };
+        self.problem(format!(
+            "schema mismatch: commit {} of {} records schema fingerprint {}: neither the declared schema's ({declared}) nor that of an older form of it: {why}",
+            record.commit, def.name, record.schema_fingerprint
+        ));
     }
 
     async fn versions(&mut self, view: &str, numbers: &[u64]) -> Result<()> {
@@ -529,30 +511,6 @@ async fn sha256_of(store: &Arc<dyn ObjectStore>, paths: &[Path]) -> Result<Strin
         }
     }
     Ok(hex::encode(h.finalize()))
-}
-
-/// The Arrow schema a Parquet file was written with, if it can be read.
-/// The whole file is fetched, but only for commits whose fingerprint is not
-/// the declared schema's: rare.
-async fn file_schema(store: &Arc<dyn ObjectStore>, path: &Path) -> Option<SchemaRef> {
-    let bytes = store.get(path).await.ok()?.bytes().await.ok()?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).ok()?;
-    Some(reader.schema().clone())
-}
-
-/// Whether `declared` is `older` plus nullable columns (the one schema
-/// change a stream with commits may make).
-fn extends(declared: &Schema, older: &Schema) -> bool {
-    let same = |f: &arrow::datatypes::Field| {
-        declared
-            .field_with_name(f.name())
-            .is_ok_and(|d| d.data_type() == f.data_type() && d.is_nullable() == f.is_nullable())
-    };
-    older.fields().iter().all(|f| same(f))
-        && declared
-            .fields()
-            .iter()
-            .all(|d| d.is_nullable() || older.field_with_name(d.name()).is_ok())
 }
 
 /// Maximal runs `a..=b` of sorted, distinct `numbers`.

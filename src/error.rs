@@ -60,6 +60,18 @@ pub enum StrataError {
         message: String,
     },
 
+    /// A stream's log holds a commit that its declared schema cannot read:
+    /// a change other than added nullable columns (invariant 8). The
+    /// stream is refused alone; `commit` is the first commit whose schema
+    /// differs.
+    #[error("stream '{stream}': column '{}' {change} since commit {commit} (first commit with the old schema); a stream with commits may only gain nullable columns", escape_control(.column))]
+    SchemaChanged {
+        stream: String,
+        column: String,
+        change: String,
+        commit: u64,
+    },
+
     /// A writer kept losing the race for the next commit number.
     #[error("stream '{stream}': gave up after {attempts} commit attempts lost to other writers")]
     CommitContention { stream: String, attempts: u32 },
@@ -72,6 +84,21 @@ pub enum StrataError {
         view: String,
         seq: u64,
         attempts: u32,
+    },
+
+    /// A numbered record (commit, batch version, Kappa checkpoint) that
+    /// does not parse (see `log::RecordDir`).
+    #[error("corrupt record {path}: {}", one_line(.message))]
+    CorruptRecord { path: String, message: String },
+
+    /// The store failed a request, or lacks what strata needs of it: one
+    /// line that says what to check.
+    #[error("store {store} at {endpoint}: {problem} — {detail}")]
+    Store {
+        store: String,
+        endpoint: String,
+        problem: crate::store::StoreProblem,
+        detail: String,
     },
 
     /// Kappa state or checkpoints are not in the shape they must be.

@@ -28,6 +28,9 @@ pub mod operator;
 pub mod sample;
 pub mod serving;
 pub mod speed;
+mod status;
+pub mod store;
 
-pub use engine::{Strata, StreamStatus, ViewState, ViewStatus, STORE_URL};
+pub use engine::{Strata, ViewState, STORE_URL};
 pub use error::{Result, StrataError};
+pub use status::{BatchState, StreamStatus, ViewStatus};

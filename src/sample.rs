@@ -217,7 +217,7 @@ pub fn write_sample(
                 let qty = b.column(4).as_primitive::<Int32Type>();
                 let amount = b.column(5).as_primitive::<Decimal128Type>();
                 for i in 0..b.num_rows() {
-                    let t = crate::engine::iso_micros(ts.value(i));
+                    let t = crate::status::iso_micros(ts.value(i));
                     let a = amount.value(i);
                     let a = format!("{}.{:02}", a / 100, a % 100);
                     if format == SampleFormat::Csv {

@@ -53,7 +53,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::batch::PartFile;
 use crate::catalog::{CompiledView, PlanKind};
-use crate::log::{parquet_scan, Snapshot};
+use crate::log::{parquet_scan, Covered, Snapshot};
 use crate::operator::Exec;
 use crate::speed::SpeedView;
 
@@ -62,11 +62,12 @@ use crate::speed::SpeedView;
 pub enum Fresh {
     /// Nothing: the files are the whole view (Kappa mode's checkpoint output).
     None,
-    /// The view's speed layer, brought to `snapshot` after `watermark`.
+    /// The view's speed layer, brought to `snapshot` after the commits
+    /// the batch files cover.
     Speed {
         speed: Arc<tokio::sync::Mutex<SpeedView>>,
         snapshot: Snapshot,
-        watermark: Option<u64>,
+        batch: Covered,
     },
 }
 
@@ -167,7 +168,7 @@ impl ViewTable {
         let Fresh::Speed {
             speed,
             snapshot,
-            watermark,
+            batch,
         } = &self.fresh
         else {
             return self.scan_files(state, &self.view.view.schema).await;
@@ -179,7 +180,7 @@ impl ViewTable {
         };
         let fresh_rows = {
             let mut speed = speed.lock().await;
-            speed.sync(&exec, snapshot, *watermark).await?;
+            speed.sync(&exec, snapshot, *batch).await?;
             speed.stored()?
         };
         // Key filters go below the merge, to both sides (and prune the

@@ -17,7 +17,7 @@ use arrow::array::RecordBatch;
 
 use crate::catalog::CompiledView;
 use crate::error::{Result, StrataError};
-use crate::log::Snapshot;
+use crate::log::{Covered, Snapshot};
 use crate::operator::{Exec, Operator};
 
 /// One view's speed layer.
@@ -25,8 +25,8 @@ use crate::operator::{Exec, Operator};
 pub struct SpeedView {
     view: Arc<CompiledView>,
     op: Option<Operator>,
-    /// The batch watermark the operator started after.
-    watermark: Option<u64>,
+    /// The commits the batch layer covers: the operator started after them.
+    batch: Covered,
     /// The next commit number to apply.
     next: u64,
     max_bytes: u64,
@@ -47,24 +47,19 @@ impl SpeedView {
         Self {
             view,
             op: None,
-            watermark: None,
+            batch: Covered::NONE,
             next: 0,
             max_bytes,
         }
     }
 
-    /// Bring the operator to `snapshot`'s head, starting after
-    /// `watermark` (restarting if the watermark moved).
-    pub async fn sync(
-        &mut self,
-        exec: &Exec,
-        snapshot: &Snapshot,
-        watermark: Option<u64>,
-    ) -> Result<()> {
-        let start = watermark.map_or(0, |w| w + 1);
-        if self.op.is_none() || self.watermark != watermark || self.next < start {
+    /// Bring the operator to `snapshot`'s head, starting after the
+    /// commits `batch` covers (restarting if that moved).
+    pub async fn sync(&mut self, exec: &Exec, snapshot: &Snapshot, batch: Covered) -> Result<()> {
+        let start = batch.count();
+        if self.op.is_none() || self.batch != batch || self.next < start {
             self.op = Some(Operator::new(self.view.clone())?);
-            self.watermark = watermark;
+            self.batch = batch;
             self.next = start;
         }
         let op = self.op.as_mut().expect("made above");
@@ -98,10 +93,9 @@ impl SpeedView {
     }
 
     pub fn stats(&self) -> SpeedStats {
-        let start = self.watermark.map_or(0, |w| w + 1);
         match &self.op {
             Some(op) => SpeedStats {
-                commits: self.next.saturating_sub(start),
+                commits: self.next.saturating_sub(self.batch.count()),
                 entries: op.len() as u64,
                 bytes: op.size() as u64,
             },

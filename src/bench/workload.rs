@@ -8,10 +8,10 @@ use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
 use crate::catalog::Catalog;
-use crate::engine::iso_micros;
 use crate::error::{Result, StrataError};
 use crate::log::conform;
 use crate::sample::{SampleGenerator, SampleOptions};
+use crate::status::iso_micros;
 
 const HOUR_US: i64 = 3_600_000_000;
 const DAY_US: i64 = 24 * HOUR_US;

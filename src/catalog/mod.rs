@@ -18,7 +18,6 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Span;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StrataError};
 
@@ -115,16 +114,7 @@ impl StreamDef {
 
     /// A stable fingerprint of the declared schema (names, types, nullability).
     pub fn schema_fingerprint(&self) -> String {
-        let mut h = Sha256::new();
-        for f in self.schema.fields() {
-            h.update(format!(
-                "{}:{}:{};",
-                f.name(),
-                f.data_type(),
-                f.is_nullable()
-            ));
-        }
-        hex::encode(&h.finalize()[..8])
+        crate::log::schema::fingerprint(&crate::log::schema::columns_of(&self.schema))
     }
 }
 

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::error::{Result, StrataError};
 use crate::kappa::verify::VerifyReport;
 use crate::kappa::{CheckpointPolicy, ReplayEvent, ReplayOptions, ReplayReport};
+use crate::log::Covered;
 use crate::Strata;
 
 /// What the user asked `replay` for.
@@ -29,7 +30,7 @@ pub fn replay_options(strata: &Strata, args: &ReplayArgs) -> ReplayOptions {
     ReplayOptions {
         from_scratch: args.from_scratch,
         follow: args.follow,
-        until_commits: args.until_commit.map(|c| c + 1),
+        until_commits: args.until_commit.map(|c| Covered::through(Some(c)).count()),
         policy: CheckpointPolicy {
             every_commits: args.checkpoint_every.unwrap_or(k.checkpoint_commits),
             every: (k.checkpoint_seconds > 0).then(|| Duration::from_secs(k.checkpoint_seconds)),
@@ -122,8 +123,8 @@ pub async fn replay(strata: &mut Strata, args: &ReplayArgs) -> Result<Vec<Replay
             r.events as f64 / secs.max(1e-9),
             r.resumed_at_commits
                 .map_or(String::new(), |c| format!(", resumed after {c} commits")),
-            r.commits
-                .checked_sub(1)
+            Covered(r.commits)
+                .watermark()
                 .map_or("none".to_string(), |c| c.to_string()),
             r.rows,
             r.checkpoint.map_or("-".to_string(), |c| c.to_string()),

@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{Config, STARTER_CONFIG, STARTER_SQL};
 use crate::error::{Result, StrataError};
 use crate::guard::SqlPolicy;
-use crate::log::{AppendOutcome, AppendRequest, InputFormat, InputSource};
+use crate::log::{AppendOutcome, AppendRequest, Covered, InputFormat, InputSource};
 use crate::sample::{write_sample, SampleFormat, SampleOptions};
 use crate::{Strata, StreamStatus};
 use print::{print_batches, row_count, OutputFormat};
@@ -552,11 +552,8 @@ fn view_status_batch(rows: &[crate::ViewStatus]) -> Result<RecordBatch> {
             "kappa",
             text(&|r| match (r.kappa_checkpoint, r.kappa_commits) {
                 (Some(c), Some(n)) => format!(
-                    "checkpoint {c}, {} behind",
-                    match r.head_commit {
-                        Some(h) => format!("{} commits", (h + 1).saturating_sub(n)),
-                        None => "0 commits".into(),
-                    }
+                    "checkpoint {c}, {} commits behind",
+                    Covered(n).behind(r.head_commit)
                 ),
                 _ => "none".into(),
             }),

@@ -26,7 +26,7 @@ use super::print::{print_batches, row_count, OutputFormat};
 use crate::catalog::{normalize_ident, object_name};
 use crate::error::{Result, StrataError};
 use crate::guard::SqlPolicy;
-use crate::log::AppendOutcome;
+use crate::log::{AppendOutcome, Covered};
 use crate::Strata;
 
 /// How the shell was started.
@@ -393,7 +393,7 @@ impl<'a> Shell<'a> {
                         .iter()
                         .map(|r| r.commits)
                         .min()
-                        .and_then(|c| c.checked_sub(1))
+                        .and_then(|c| Covered(c).watermark())
                         .map_or("none".to_string(), |c| c.to_string())
                 );
             }

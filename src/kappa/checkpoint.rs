@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Files first, record last: a reader sees a complete checkpoint or the
-//! previous one; a killed writer leaves files that no record names.
+//! previous one; a killed writer leaves files that no record names. The
+//! records are a [`RecordDir`] (see `log::records` for the protocol).
 //!
 //! # Several replays of one view
 //!
@@ -118,12 +119,13 @@ use arrow::ipc::writer::FileWriter;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::PartFile;
 use crate::catalog::ViewDef;
 use crate::error::{Result, StrataError};
+use crate::log::{Covered, Created, RecordDir};
 
 /// Version of the checkpoint record format.
 pub const CHECKPOINT_FORMAT: u32 = 1;
@@ -164,7 +166,12 @@ pub struct CheckpointRecord {
 impl CheckpointRecord {
     /// The last commit reflected (`None`: none yet).
     pub fn watermark(&self) -> Option<u64> {
-        self.commits.checked_sub(1)
+        self.covered().watermark()
+    }
+
+    /// The commits the record reflects.
+    pub fn covered(&self) -> Covered {
+        Covered(self.commits)
     }
 
     /// Every file the record names.
@@ -187,12 +194,12 @@ pub struct Pin {
     pub files: Vec<String>,
 }
 
-fn records_dir(view: &str) -> Path {
-    Path::from(format!("kappa/{view}/_checkpoints"))
-}
-
-fn record_path(view: &str, seq: u64) -> Path {
-    Path::from(format!("kappa/{view}/_checkpoints/{seq:020}.json"))
+/// The checkpoint records of `view`: `kappa/<view>/_checkpoints/<seq>.json`.
+pub fn checkpoint_records(store: &Arc<dyn ObjectStore>, view: &str) -> RecordDir<CheckpointRecord> {
+    RecordDir::new(
+        store.clone(),
+        Path::from(format!("kappa/{view}/_checkpoints")),
+    )
 }
 
 fn pins_dir(view: &str) -> Path {
@@ -211,7 +218,7 @@ pub fn new_attempt() -> String {
 
 /// Checkpoint numbers of `view`, ascending.
 pub async fn list_checkpoints(store: &Arc<dyn ObjectStore>, view: &str) -> Result<Vec<u64>> {
-    crate::log::list_numbered(store, &records_dir(view)).await
+    checkpoint_records(store, view).list().await
 }
 
 pub async fn read_checkpoint(
@@ -219,14 +226,7 @@ pub async fn read_checkpoint(
     view: &str,
     seq: u64,
 ) -> Result<Option<CheckpointRecord>> {
-    let Some(bytes) = crate::log::read_if_exists(store, &record_path(view, seq)).await? else {
-        return Ok(None);
-    };
-    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-        StrataError::Kappa(format!(
-            "view '{view}': unreadable checkpoint record {seq}: {e}"
-        ))
-    })?))
+    checkpoint_records(store, view).read(seq).await
 }
 
 /// The checkpoint numbers of `view` as listed, and the records of those
@@ -282,22 +282,14 @@ pub fn best<'a>(
 /// `Ok(false)`: another replay's record holds the number — the caller
 /// lost the race and must not let anything name this attempt's files.
 pub async fn publish(store: &Arc<dyn ObjectStore>, record: &CheckpointRecord) -> Result<bool> {
-    let body = Bytes::from(serde_json::to_vec_pretty(record)?);
-    let opts = PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    let path = record_path(&record.view, record.seq);
-    match store.put_opts(&path, PutPayload::from(body), opts).await {
-        Ok(_) => Ok(true),
+    match checkpoint_records(store, &record.view)
+        .create(record.seq, record)
+        .await?
+    {
+        Created::Created => Ok(true),
         // A retried create may find our own record (the same attempt's
         // files, so the same record).
-        Err(object_store::Error::AlreadyExists { .. }) => {
-            Ok(read_checkpoint(store, &record.view, record.seq)
-                .await?
-                .is_some_and(|r| r == *record))
-        }
-        Err(e) => Err(e.into()),
+        Created::Exists(existing) => Ok(existing.as_ref() == Some(record)),
     }
 }
 
@@ -350,9 +342,12 @@ pub async fn read_pins(store: &Arc<dyn ObjectStore>, view: &str) -> Result<Vec<P
         let Some(bytes) = crate::log::read_if_exists(store, &path).await? else {
             continue;
         };
-        pins.push(serde_json::from_slice(&bytes).map_err(|e| {
-            StrataError::Kappa(format!("view '{view}': unreadable pin {path}: {e}"))
-        })?);
+        pins.push(
+            serde_json::from_slice(&bytes).map_err(|e| StrataError::CorruptRecord {
+                path: path.to_string(),
+                message: e.to_string(),
+            })?,
+        );
     }
     Ok(pins)
 }
@@ -420,8 +415,9 @@ pub async fn retire_checkpoints(
         return Ok(());
     }
     // Another replay may be retiring the same ones.
+    let records = checkpoint_records(store, view);
     for r in &retired {
-        delete_if_exists(store, &record_path(view, r.seq)).await?;
+        records.retire(r.seq).await?;
     }
     let Some(named) = named_files(store, view).await? else {
         tracing::warn!(

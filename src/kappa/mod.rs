@@ -28,7 +28,10 @@
 //! checkpoint names or is about to; the protocol is in [`checkpoint`].
 
 pub mod checkpoint;
+pub mod replay;
 pub mod verify;
+
+pub use replay::{ReplayEvent, ReplayOptions, ReplayReport};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -514,78 +517,5 @@ impl ViewProcessor {
             },
             fresh,
         })
-    }
-}
-
-/// How a replay runs.
-#[derive(Debug, Clone)]
-pub struct ReplayOptions {
-    /// Ignore checkpoints and start from commit 0.
-    pub from_scratch: bool,
-    /// Keep tailing new commits until stopped.
-    pub follow: bool,
-    /// Replay at most this many commits of each stream (commits `0..n`).
-    pub until_commits: Option<u64>,
-    pub policy: CheckpointPolicy,
-    pub retain: usize,
-    pub poll: Duration,
-    /// Set to true to stop (after a checkpoint).
-    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
-}
-
-/// What a replay reports as it goes.
-#[derive(Debug, Clone)]
-pub enum ReplayEvent {
-    /// Commits known to be waiting, over all views (grows when following).
-    Pending { commits: u64, events: u64 },
-    /// A view processed a commit.
-    Commit {
-        view: String,
-        commit: u64,
-        events: u64,
-    },
-    /// A checkpoint was written; `pause` is how long processing stopped.
-    Checkpoint {
-        record: CheckpointRecord,
-        pause: Duration,
-    },
-    /// Caught up; waiting for new commits.
-    Idle,
-}
-
-/// One view's replay, summed up.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReplayReport {
-    pub view: String,
-    /// Commits the view's state reflects at the end.
-    pub commits: u64,
-    /// Commits replayed by this run.
-    pub replayed: u64,
-    /// Events read by this run.
-    pub events: u64,
-    /// The checkpoint this run resumed from (its commit count).
-    pub resumed_at_commits: Option<u64>,
-    /// The last checkpoint written.
-    pub checkpoint: Option<u64>,
-    pub rows: u64,
-    /// Aggregates whose state grows with the history.
-    pub holistic: Vec<String>,
-}
-
-impl ReplayOptions {
-    pub fn stopped(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| *s.borrow())
-    }
-
-    /// Sleep for the poll interval, or less if stopped.
-    pub async fn wait(&self) {
-        let sleep = tokio::time::sleep(self.poll);
-        match self.stop.clone() {
-            Some(mut stop) => tokio::select! {
-                _ = sleep => {}
-                _ = stop.wait_for(|s| *s) => {}
-            },
-            None => sleep.await,
-        }
     }
 }

@@ -1,6 +1,8 @@
-//! Comparing a Kappa result with a batch version, row by row in canonical
-//! order: exact for every column but floating point ones, which compare
-//! within a relative tolerance (and the report says which they were).
+//! `strata verify`: [`run`] replays each view to its served batch
+//! version's watermark and compares the Kappa result with that version,
+//! row by row in canonical order: exact for every column but floating
+//! point ones, which compare within a relative tolerance (and the report
+//! says which they were).
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches, SortOptions};
@@ -10,7 +12,9 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::ViewDef;
+use super::ViewProcessor;
+use crate::catalog::{Verdict, ViewDef};
+use crate::engine::Strata;
 use crate::error::Result;
 
 /// Differing rows shown per view.
@@ -24,12 +28,46 @@ pub struct Side {
     pub hash: String,
 }
 
+/// What `verify` says of one view (serialized as it is printed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VerifyVerdict {
+    /// Kappa and batch have the same rows.
+    #[serde(rename = "match")]
+    Match,
+    /// They differ, and the view is exact: a bug.
+    #[serde(rename = "MISMATCH")]
+    Mismatch,
+    /// They differ, and the view has aggregates that depend on how the log
+    /// is split into commits: not required to match.
+    #[serde(rename = "approximate")]
+    Approximate,
+    /// No batch version of the current definition to compare with.
+    #[serde(rename = "no batch")]
+    NoBatch,
+}
+
+impl VerifyVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::Mismatch => "MISMATCH",
+            Self::Approximate => "approximate",
+            Self::NoBatch => "no batch",
+        }
+    }
+}
+
+impl std::fmt::Display for VerifyVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What `verify` found for one view.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     pub view: String,
-    /// `match`, `MISMATCH` or `no batch`.
-    pub verdict: String,
+    pub verdict: VerifyVerdict,
     /// The batch version and the snapshot it was computed at.
     pub batch_version: Option<u64>,
     pub watermark: Option<u64>,
@@ -48,7 +86,10 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     pub fn matched(&self) -> bool {
-        self.verdict == "match" || self.verdict == "approximate"
+        matches!(
+            self.verdict,
+            VerifyVerdict::Match | VerifyVerdict::Approximate
+        )
     }
 }
 
@@ -206,6 +247,84 @@ pub fn compare(
             .collect(),
         differences,
     })
+}
+
+/// Compare each view's Kappa result with its served batch version, at
+/// that version's snapshot: replay (from the newest checkpoint within it,
+/// or from scratch) to the version's watermark and compare rows.
+pub async fn run(
+    strata: &mut Strata,
+    views: &[String],
+    from_scratch: bool,
+) -> Result<Vec<VerifyReport>> {
+    let plans = strata.compiled_views(views)?;
+    let ctx = strata.new_session()?;
+    let store = strata.store().clone();
+    // Versions first, then the log: a snapshot read after a version was
+    // published holds every commit that version covers.
+    let mut states = Vec::new();
+    for plan in &plans {
+        states.push(strata.view_state(&plan.view).await?);
+    }
+    let snapshots = strata.snapshots().await?;
+    let tolerance = strata.config.kappa.float_tolerance;
+    let mut out = Vec::new();
+    for (plan, state) in plans.into_iter().zip(states) {
+        let view = plan.view.clone();
+        let Some(version) = state.served else {
+            out.push(VerifyReport {
+                view: view.name.clone(),
+                verdict: VerifyVerdict::NoBatch,
+                batch_version: None,
+                watermark: None,
+                batch: None,
+                kappa: None,
+                float_columns: Vec::new(),
+                tolerance,
+                resumed_at_commits: None,
+                differences: Vec::new(),
+                note: Some(format!(
+                    "no batch version of the current definition: run `strata batch {}` first",
+                    view.name
+                )),
+            });
+            continue;
+        };
+        let limit = version.covered().count();
+        let snapshot = strata.pinned(&snapshots, &view.stream)?;
+        let mut p = ViewProcessor::start(&store, plan, from_scratch, Some(limit)).await?;
+        for commit in &snapshot.commits()[p.commits as usize..limit as usize] {
+            p.apply(&ctx, commit).await?;
+        }
+        let kappa_rows = p.output(&ctx, &store).await?;
+        let batch_rows = strata.version_rows(&view.name, &version).await?;
+        let cmp = compare(&view, &batch_rows, &kappa_rows, tolerance)?;
+        let same = cmp.differences.is_empty() && cmp.batch.rows == cmp.kappa.rows;
+        out.push(VerifyReport {
+            view: view.name.clone(),
+            verdict: match (&p.plan.verdict, same) {
+                (_, true) => VerifyVerdict::Match,
+                (Verdict::Approximate(_), false) => VerifyVerdict::Approximate,
+                (Verdict::Exact, false) => VerifyVerdict::Mismatch,
+            },
+            batch_version: Some(version.version),
+            watermark: version.watermark,
+            batch: Some(cmp.batch),
+            kappa: Some(cmp.kappa),
+            float_columns: cmp.float_columns,
+            tolerance,
+            resumed_at_commits: p.resumed.as_ref().map(|r| r.commits),
+            differences: cmp.differences,
+            note: match &p.plan.verdict {
+                Verdict::Approximate(fs) => Some(format!(
+                    "{} depend on how the log is split into commits: compared, not required to match",
+                    fs.join(", ")
+                )),
+                Verdict::Exact => None,
+            },
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -120,8 +120,11 @@ async fn already_committed(
     log: &mut StreamLog,
     key: Option<&str>,
 ) -> Result<Option<AppendOutcome>> {
+    // Before anything is written: a log the declared schema cannot read
+    // (invariant 8) takes no append.
+    log.refresh().await?;
     if let Some(key) = key {
-        if let Some(commit) = log.committed_key(key).await? {
+        if let Some(commit) = log.find_key(key) {
             return Ok(Some(AppendOutcome::AlreadyCommitted {
                 commit,
                 key: key.to_string(),
@@ -184,6 +187,7 @@ async fn finish_append(
         writer_id: uuid::Uuid::new_v4().to_string(),
         idempotency_key: idempotency_key.clone(),
         schema_fingerprint: stream.schema_fingerprint(),
+        columns: Some(super::schema::columns_of(&stream.schema)),
         rows,
         bytes,
         min_event_time_us: files.iter().map(|f| f.min_event_time_us).min(),

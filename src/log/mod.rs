@@ -21,24 +21,32 @@
 //! - an append with an idempotency key that is already committed commits
 //!   nothing (checked again after every lost race, so concurrent retries of
 //!   one key also commit once).
+//!
+//! Commit records are a [`RecordDir`], the numbered put-if-absent record
+//! protocol that batch versions and Kappa checkpoints share.
 
 mod append;
 mod convert;
+mod covered;
 mod ingest;
+mod records;
+pub mod schema;
 mod table;
 mod writer;
 
 pub use append::{append_batches, append_inputs, AppendOutcome, AppendRequest};
 pub use convert::{conform, sql_type_name};
+pub use covered::Covered;
 pub use ingest::{read_input, InputFormat, InputSource, ReadOptions};
+pub use records::{read_if_exists, Created, RecordDir};
+pub use schema::ColumnRecord;
 pub use table::{parquet_scan, LogTable};
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StrataError};
@@ -70,6 +78,10 @@ pub struct CommitRecord {
     pub writer_id: String,
     pub idempotency_key: Option<String>,
     pub schema_fingerprint: String,
+    /// The schema the files were written with (`None` in commits written
+    /// before commits recorded it: their first file's footer has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<ColumnRecord>>,
     pub rows: u64,
     pub bytes: u64,
     pub min_event_time_us: Option<i64>,
@@ -82,49 +94,14 @@ pub fn stream_dir(stream: &str) -> Path {
     Path::from(format!("log/{stream}"))
 }
 
-fn commits_dir(stream: &str) -> Path {
-    Path::from(format!("log/{stream}/_commits"))
-}
-
-/// Path of commit `n`: zero-padded so listings sort numerically.
-pub fn commit_path(stream: &str, n: u64) -> Path {
-    Path::from(format!("log/{stream}/_commits/{n:020}.json"))
+/// The commit records of `stream`: `log/<stream>/_commits/<N>.json`.
+pub fn commit_records(store: &Arc<dyn ObjectStore>, stream: &str) -> RecordDir<CommitRecord> {
+    RecordDir::new(store.clone(), Path::from(format!("log/{stream}/_commits")))
 }
 
 /// Full store path of a file named by a commit.
 pub fn file_path(stream: &str, entry: &FileEntry) -> Path {
     Path::from(format!("log/{stream}/{}", entry.path))
-}
-
-/// The numbers `N` of the `<N>.json` records directly in `dir`, ascending
-/// (commit records, publish records).
-pub async fn list_numbered(store: &Arc<dyn ObjectStore>, dir: &Path) -> Result<Vec<u64>> {
-    let mut out: Vec<u64> = store
-        .list(Some(dir))
-        .map_ok(|meta| {
-            meta.location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .try_filter_map(|n| async move { Ok(n) })
-        .try_collect()
-        .await?;
-    out.sort_unstable();
-    Ok(out)
-}
-
-/// The bytes at `path`, or `None` if nothing is there (a record not yet
-/// written, or retired).
-pub async fn read_if_exists(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-) -> Result<Option<bytes::Bytes>> {
-    match store.get(path).await {
-        Ok(r) => Ok(Some(r.bytes().await?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A pinned, immutable view of a stream: exactly commits `0..=head`.
@@ -151,7 +128,7 @@ impl Snapshot {
 
     /// The same stream pinned at an earlier commit (`None`: empty).
     pub fn at(&self, head: Option<u64>) -> Snapshot {
-        let len = head.map_or(0, |h| (h as usize + 1).min(self.commits.len()));
+        let len = (Covered::through(head).count() as usize).min(self.commits.len());
         Snapshot {
             stream: self.stream.clone(),
             commits: self.commits[..len].into(),
@@ -160,7 +137,7 @@ impl Snapshot {
 
     /// Commits after `after` (all of them when `after` is `None`).
     pub fn commits_after(&self, after: Option<u64>) -> &[CommitRecord] {
-        let start = after.map_or(0, |a| (a as usize + 1).min(self.commits.len()));
+        let start = (Covered::through(after).count() as usize).min(self.commits.len());
         &self.commits[start..]
     }
 }
@@ -182,6 +159,8 @@ pub struct StreamLog {
     stream: String,
     commits: Vec<CommitRecord>,
     loaded: bool,
+    /// The declared schema every commit read is checked against.
+    schema: Option<schema::SchemaCheck>,
 }
 
 /// How many times a writer re-reads the head after losing the race for a
@@ -196,7 +175,22 @@ impl StreamLog {
             stream: stream.into(),
             commits: Vec::new(),
             loaded: false,
+            schema: None,
         }
+    }
+
+    /// Check every commit read against `def`'s declared schema: a refresh
+    /// refuses a log with a commit it cannot read (invariant 8).
+    pub fn declare(&mut self, def: &crate::catalog::StreamDef) {
+        let declared = def.schema_fingerprint();
+        if self.schema.as_ref().map(|c| c.declared()) != Some(declared.as_str()) {
+            self.schema = Some(schema::SchemaCheck::new(def));
+        }
+    }
+
+    /// Why a refresh refused this log, if one did.
+    pub fn refusal(&self) -> Option<&schema::Refusal> {
+        self.schema.as_ref()?.refusal()
     }
 
     pub fn stream(&self) -> &str {
@@ -218,6 +212,9 @@ impl StreamLog {
         while let Some(record) = self.read_commit(self.commits.len() as u64).await? {
             self.commits.push(record);
         }
+        if let Some(check) = &mut self.schema {
+            check.verify(&self.store, &self.commits).await?;
+        }
         Ok(self.snapshot())
     }
 
@@ -232,7 +229,7 @@ impl StreamLog {
     /// List the commit directory once and fetch every record concurrently;
     /// later refreshes only probe forward.
     async fn initial_load(&mut self) -> Result<()> {
-        let numbers = list_numbered(&self.store, &commits_dir(&self.stream)).await?;
+        let numbers = self.records().list().await?;
         for (expected, &n) in numbers.iter().enumerate() {
             if n != expected as u64 {
                 return Err(StrataError::CorruptLog {
@@ -259,17 +256,20 @@ impl StreamLog {
         Ok(())
     }
 
+    fn records(&self) -> RecordDir<CommitRecord> {
+        commit_records(&self.store, &self.stream)
+    }
+
     /// Read commit `n`, or `None` if it does not exist.
     pub async fn read_commit(&self, n: u64) -> Result<Option<CommitRecord>> {
-        let Some(bytes) = read_if_exists(&self.store, &commit_path(&self.stream, n)).await? else {
-            return Ok(None);
-        };
-        let record: CommitRecord =
-            serde_json::from_slice(&bytes).map_err(|e| StrataError::CorruptLog {
-                stream: self.stream.clone(),
-                commit: n,
-                message: format!("unreadable commit record: {e}"),
-            })?;
+        match self.records().read(n).await? {
+            Some(record) => self.claimed(n, record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `record`, read as commit `n`, if it claims to be that commit.
+    fn claimed(&self, n: u64, record: CommitRecord) -> Result<CommitRecord> {
         if record.commit != n || record.stream != self.stream {
             return Err(StrataError::CorruptLog {
                 stream: self.stream.clone(),
@@ -280,7 +280,7 @@ impl StreamLog {
                 ),
             });
         }
-        Ok(Some(record))
+        Ok(record)
     }
 
     fn find_key(&self, key: &str) -> Option<u64> {
@@ -308,31 +308,21 @@ impl StreamLog {
             }
             let n = self.commits.len() as u64;
             draft.commit = n;
-            let body = Bytes::from(serde_json::to_vec_pretty(&draft)?);
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self
-                .store
-                .put_opts(&commit_path(&self.stream, n), PutPayload::from(body), opts)
-                .await
-            {
-                Ok(_) => {
+            match self.records().create(n, &draft).await? {
+                Created::Created => {
                     self.commits.push(draft);
                     return Ok(CommitOutcome::Committed(n));
                 }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    // A retried request may have landed our own record: the
-                    // writer id tells ours from a competitor's.
-                    if let Some(existing) = self.read_commit(n).await? {
-                        if existing.writer_id == draft.writer_id {
-                            self.commits.push(existing);
-                            return Ok(CommitOutcome::Committed(n));
-                        }
+                // A retried request may have landed our own record: the
+                // writer id tells ours from a competitor's.
+                Created::Exists(Some(existing)) => {
+                    let existing = self.claimed(n, existing)?;
+                    if existing.writer_id == draft.writer_id {
+                        self.commits.push(existing);
+                        return Ok(CommitOutcome::Committed(n));
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Created::Exists(None) => {}
             }
         }
         Err(StrataError::CommitContention {

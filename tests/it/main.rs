@@ -17,5 +17,6 @@ mod lambda;
 mod log_roundtrip;
 mod malformed;
 mod sample;
+mod schema;
 mod shell;
 mod views;

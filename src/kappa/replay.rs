@@ -1,0 +1,190 @@
+//! The replay driver: brings each view named to the head of its stream
+//! (or to [`ReplayOptions::until_commits`]), commit by commit through its
+//! [`ViewProcessor`], starting from its newest usable checkpoint or from
+//! commit 0; when following, it polls for new commits until stopped.
+//! Checkpoints are written as [`ReplayOptions::policy`] asks, when a
+//! follower has caught up, and always when the replay stops.
+
+use std::time::Duration;
+
+use super::checkpoint::CheckpointRecord;
+use super::{CheckpointPolicy, ViewProcessor};
+use crate::engine::Strata;
+use crate::error::Result;
+
+/// How a replay runs.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Ignore checkpoints and start from commit 0.
+    pub from_scratch: bool,
+    /// Keep tailing new commits until stopped.
+    pub follow: bool,
+    /// Replay at most this many commits of each stream (commits `0..n`).
+    pub until_commits: Option<u64>,
+    pub policy: CheckpointPolicy,
+    pub retain: usize,
+    pub poll: Duration,
+    /// Set to true to stop (after a checkpoint).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// What a replay reports as it goes.
+#[derive(Debug, Clone)]
+pub enum ReplayEvent {
+    /// Commits known to be waiting, over all views (grows when following).
+    Pending { commits: u64, events: u64 },
+    /// A view processed a commit.
+    Commit {
+        view: String,
+        commit: u64,
+        events: u64,
+    },
+    /// A checkpoint was written; `pause` is how long processing stopped.
+    Checkpoint {
+        record: CheckpointRecord,
+        pause: Duration,
+    },
+    /// Caught up; waiting for new commits.
+    Idle,
+}
+
+/// One view's replay, summed up.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplayReport {
+    pub view: String,
+    /// Commits the view's state reflects at the end.
+    pub commits: u64,
+    /// Commits replayed by this run.
+    pub replayed: u64,
+    /// Events read by this run.
+    pub events: u64,
+    /// The checkpoint this run resumed from (its commit count).
+    pub resumed_at_commits: Option<u64>,
+    /// The last checkpoint written.
+    pub checkpoint: Option<u64>,
+    pub rows: u64,
+    /// Aggregates whose state grows with the history.
+    pub holistic: Vec<String>,
+}
+
+impl ReplayOptions {
+    pub fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Sleep for the poll interval, or less if stopped.
+    pub async fn wait(&self) {
+        let sleep = tokio::time::sleep(self.poll);
+        match self.stop.clone() {
+            Some(mut stop) => tokio::select! {
+                _ = sleep => {}
+                _ = stop.wait_for(|s| *s) => {}
+            },
+            None => sleep.await,
+        }
+    }
+}
+
+/// Replay the log through `views` (all materialized views when empty),
+/// resuming from their checkpoints; see [`ReplayOptions`].
+pub async fn run(
+    strata: &mut Strata,
+    views: &[String],
+    opts: ReplayOptions,
+    progress: &(dyn Fn(ReplayEvent) + Send + Sync),
+) -> Result<Vec<ReplayReport>> {
+    let plans = strata.compiled_views(views)?;
+    let ctx = strata.new_session()?;
+    let store = strata.store().clone();
+    let mut procs = Vec::new();
+    for plan in plans {
+        procs
+            .push(ViewProcessor::start(&store, plan, opts.from_scratch, opts.until_commits).await?);
+    }
+    let started: Vec<u64> = procs.iter().map(|p| p.commits).collect();
+    let started_events: Vec<u64> = procs.iter().map(|p| p.events).collect();
+    // The last checkpoint each view wrote in this run.
+    let mut last: Vec<Option<(u64, u64)>> = vec![None; procs.len()];
+    let retain = opts.retain;
+    'replay: loop {
+        let snapshots = strata.snapshots().await?;
+        for p in &procs {
+            strata.pinned(&snapshots, &p.view().stream)?; // its log refused?
+        }
+        let end = |p: &ViewProcessor| {
+            let head = snapshots[&p.view().stream].commits().len() as u64;
+            opts.until_commits.map_or(head, |u| u.min(head))
+        };
+        let (mut commits, mut events) = (0, 0);
+        for p in &procs {
+            let todo = &snapshots[&p.view().stream].commits()
+                [(p.commits.min(end(p))) as usize..end(p) as usize];
+            commits += todo.len() as u64;
+            events += todo.iter().map(|c| c.rows).sum::<u64>();
+        }
+        progress(ReplayEvent::Pending { commits, events });
+        for (i, p) in procs.iter_mut().enumerate() {
+            let snapshot = &snapshots[&p.view().stream];
+            while p.commits < end(p) {
+                if opts.stopped() {
+                    break 'replay;
+                }
+                let commit = &snapshot.commits()[p.commits as usize];
+                p.apply(&ctx, commit).await?;
+                progress(ReplayEvent::Commit {
+                    view: p.view().name.clone(),
+                    commit: commit.commit,
+                    events: commit.rows,
+                });
+                if p.due(&opts.policy) {
+                    let (record, pause) = p.timed_checkpoint(&ctx, &store, retain).await?;
+                    last[i] = Some((record.seq, record.rows));
+                    progress(ReplayEvent::Checkpoint { record, pause });
+                }
+            }
+        }
+        if !opts.follow {
+            break;
+        }
+        // Caught up: make what was processed visible, then wait.
+        for (i, p) in procs.iter_mut().enumerate() {
+            if p.dirty() {
+                let (record, pause) = p.timed_checkpoint(&ctx, &store, retain).await?;
+                last[i] = Some((record.seq, record.rows));
+                progress(ReplayEvent::Checkpoint { record, pause });
+            }
+        }
+        progress(ReplayEvent::Idle);
+        if opts.stopped() {
+            break;
+        }
+        opts.wait().await;
+        if opts.stopped() {
+            break;
+        }
+    }
+    let mut reports = Vec::new();
+    for (i, p) in procs.iter_mut().enumerate() {
+        // Stopping always leaves a checkpoint of what was processed (and
+        // a first replay of an empty log still publishes an empty view).
+        if p.dirty() || (p.resumed.is_none() && last[i].is_none()) {
+            let (record, pause) = p.timed_checkpoint(&ctx, &store, retain).await?;
+            last[i] = Some((record.seq, record.rows));
+            progress(ReplayEvent::Checkpoint { record, pause });
+        }
+        let (checkpoint, rows) = last[i]
+            .or(p.resumed.as_ref().map(|r| (r.seq, r.rows)))
+            .unzip();
+        reports.push(ReplayReport {
+            view: p.view().name.clone(),
+            commits: p.commits,
+            replayed: p.commits - started[i],
+            events: p.events - started_events[i],
+            resumed_at_commits: p.resumed.as_ref().map(|r| r.commits),
+            checkpoint,
+            rows: rows.unwrap_or(0),
+            holistic: p.plan.holistic.clone(),
+        });
+    }
+    Ok(reports)
+}

@@ -1,0 +1,341 @@
+//! Invariant 8 (schema evolution) through the real binary: a stream with
+//! commits may gain nullable columns — older commits read them as NULL,
+//! batch versions and Kappa checkpoints stay valid — and any other change
+//! is refused when its log is read, naming the column and the first commit
+//! whose schema differs, with the store untouched while the project's other
+//! stream keeps answering. A commit's recorded fingerprint is checked too.
+
+use std::path::PathBuf;
+
+use crate::common::Project;
+
+/// Two streams, a view on each. `orders` has one nullable column.
+const SQL: &str = "CREATE TABLE orders (
+  order_id BIGINT NOT NULL,
+  ts TIMESTAMP NOT NULL,
+  country VARCHAR NOT NULL,
+  amount DECIMAL(12,2) NOT NULL,
+  quantity INT NOT NULL,
+  coupon VARCHAR
+) WITH (event_time = 'ts', partition = 'hour');
+CREATE TABLE clicks (
+  id BIGINT NOT NULL,
+  ts TIMESTAMP NOT NULL,
+  page VARCHAR NOT NULL
+) WITH (event_time = 'ts', partition = 'hour');
+CREATE MATERIALIZED VIEW by_country AS
+SELECT country, count(*) AS n, sum(amount) AS revenue FROM orders GROUP BY country;
+CREATE MATERIALIZED VIEW by_page AS SELECT page, count(*) AS n FROM clicks GROUP BY page;
+";
+
+fn orders(ids: std::ops::Range<i64>) -> String {
+    ids.map(|i| {
+        format!(
+            "{{\"order_id\":{i},\"ts\":\"2026-11-01T10:{:02}:00Z\",\"country\":\"{}\",\"amount\":\"{i}.50\",\"quantity\":1}}\n",
+            i % 60,
+            ["NZ", "US"][(i % 2) as usize]
+        )
+    })
+    .collect()
+}
+
+fn clicks(ids: std::ops::Range<i64>) -> String {
+    ids.map(|i| {
+        format!(
+            "{{\"id\":{i},\"ts\":\"2026-11-01T10:{:02}:00Z\",\"page\":\"p{}\"}}\n",
+            i % 60,
+            i % 3
+        )
+    })
+    .collect()
+}
+
+fn ingest(p: &Project, stream: &str, lines: &str) {
+    let f = p.write("in.ndjson", lines);
+    p.run(&["ingest", stream, f.to_str().unwrap()]);
+}
+
+fn csv(p: &Project, sql: &str) -> String {
+    p.run(&["query", "--format", "csv", sql])
+}
+
+/// Replace `from` with `to` in the definitions (which must contain it).
+fn redefine(p: &Project, from: &str, to: &str) {
+    let path = p.path().join("sql/defs.sql");
+    let sql = std::fs::read_to_string(&path).unwrap();
+    assert!(sql.contains(from), "{from}");
+    std::fs::write(&path, sql.replace(from, to)).unwrap();
+}
+
+/// Orders commits 0 and 1, clicks commit 0.
+fn project() -> Project {
+    let p = Project::new(SQL);
+    ingest(&p, "orders", &orders(0..5));
+    ingest(&p, "orders", &orders(5..8));
+    ingest(&p, "clicks", &clicks(0..6));
+    p
+}
+
+/// Run `args`; fails expected: its stderr.
+fn refused(p: &Project, args: &[&str]) -> String {
+    let out = p.cmd().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "strata {args:?} succeeded: {}{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// The definitions changed by `from` → `to` are refused wherever the
+/// orders log is read, with `expected` in the message; nothing is written;
+/// clicks and its view keep answering.
+fn assert_refused(p: &Project, from: &str, to: &str, expected: &str) {
+    let before = p.store_tree();
+    redefine(p, from, to);
+    let more = p.write("more.ndjson", orders(100..101));
+    let more = more.to_str().unwrap();
+    for args in [
+        &["query", "SELECT count(*) FROM orders"][..],
+        &["query", "SELECT * FROM by_country"],
+        &["ingest", "orders", more],
+        &["batch", "by_country"],
+        &["replay", "by_country"],
+    ] {
+        let err = refused(p, args);
+        assert!(err.contains(expected), "strata {args:?}: {err}");
+        assert!(
+            err.contains("a stream with commits may only gain nullable columns"),
+            "{err}"
+        );
+    }
+    // `status` reports the refused stream and goes on with the others.
+    let out = p.cmd().args(["status"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(expected));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("clicks") && stdout.contains("by_page"),
+        "{stdout}"
+    );
+    // The other stream and its view are served.
+    assert_eq!(csv(p, "SELECT count(*) AS n FROM clicks"), "n\n6\n");
+    assert_eq!(
+        csv(p, "SELECT page, n FROM by_page ORDER BY page"),
+        "page,n\np0,2\np1,2\np2,2\n"
+    );
+    assert!(p.store_tree() == before, "the store changed");
+}
+
+#[test]
+fn a_dropped_column_is_refused() {
+    let p = project();
+    assert_refused(
+        &p,
+        "  quantity INT NOT NULL,\n",
+        "",
+        "stream 'orders': column 'quantity' was dropped since commit 0 (first commit with the old schema)",
+    );
+}
+
+#[test]
+fn a_renamed_column_is_refused() {
+    let p = project();
+    assert_refused(
+        &p,
+        "quantity INT NOT NULL",
+        "qty INT NOT NULL",
+        "stream 'orders': column 'quantity' was renamed to 'qty' or dropped since commit 0",
+    );
+}
+
+#[test]
+fn a_retyped_column_is_refused() {
+    let p = project();
+    assert_refused(
+        &p,
+        "amount DECIMAL(12,2) NOT NULL",
+        "amount DOUBLE NOT NULL",
+        "stream 'orders': column 'amount' changed type from DECIMAL(12,2) to DOUBLE since commit 0",
+    );
+}
+
+#[test]
+fn a_column_made_not_null_is_refused() {
+    let p = project();
+    assert_refused(
+        &p,
+        "coupon VARCHAR\n",
+        "coupon VARCHAR NOT NULL\n",
+        "stream 'orders': column 'coupon' became NOT NULL since commit 0",
+    );
+}
+
+#[test]
+fn an_added_not_null_column_is_refused() {
+    let p = project();
+    assert_refused(
+        &p,
+        "coupon VARCHAR\n",
+        "coupon VARCHAR,\n  channel VARCHAR NOT NULL\n",
+        "stream 'orders': column 'channel' was added NOT NULL",
+    );
+}
+
+/// The commit named is the first whose schema the change breaks: here a
+/// column added (nullable) after commit 1, then retyped.
+#[test]
+fn the_first_commit_with_the_old_schema_is_named() {
+    let p = project();
+    redefine(&p, "coupon VARCHAR\n", "coupon VARCHAR,\n  note VARCHAR\n");
+    let with_note = "{\"order_id\":9,\"ts\":\"2026-11-01T11:00:00Z\",\"country\":\"NZ\",\"amount\":\"1.00\",\"quantity\":1,\"note\":\"gift\"}\n";
+    ingest(&p, "orders", with_note);
+    assert_eq!(
+        csv(&p, "SELECT count(note) AS notes, count(*) AS n FROM orders"),
+        "notes,n\n1,9\n"
+    );
+    // Commits 0 and 1 have no `note`: an INT one is still only added to them.
+    assert_refused(
+        &p,
+        "note VARCHAR\n",
+        "note INT\n",
+        "stream 'orders': column 'note' changed type from VARCHAR to INT since commit 2",
+    );
+}
+
+/// Commits from before commits recorded their columns: the schema comes
+/// from the footer of the commit's first file.
+#[test]
+fn commits_without_recorded_columns_are_checked_from_their_files() {
+    let p = project();
+    for n in 0..2 {
+        let path = commit_record(&p, "orders", n);
+        let mut record = read_json(&path);
+        assert!(record["columns"].is_array(), "{record}");
+        record.as_object_mut().unwrap().remove("columns");
+        std::fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    }
+    // A nullable column added: read from the footer, accepted.
+    redefine(&p, "coupon VARCHAR\n", "coupon VARCHAR,\n  note VARCHAR\n");
+    assert_eq!(
+        csv(&p, "SELECT count(*) AS n, count(note) AS notes FROM orders"),
+        "n,notes\n8,0\n"
+    );
+    assert_refused(
+        &p,
+        "amount DECIMAL(12,2) NOT NULL",
+        "amount DECIMAL(14,2) NOT NULL",
+        "stream 'orders': column 'amount' changed type from DECIMAL(12,2) to DECIMAL(14,2) since commit 0",
+    );
+}
+
+#[test]
+fn a_tampered_commit_fingerprint_is_reported() {
+    for recorded_columns in [true, false] {
+        let p = project();
+        let path = commit_record(&p, "orders", 1);
+        let mut record = read_json(&path);
+        record["schema_fingerprint"] = "00000000deadbeef".into();
+        if !recorded_columns {
+            record.as_object_mut().unwrap().remove("columns");
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+        let before = p.store_tree();
+        let err = refused(&p, &["query", "SELECT count(*) FROM orders"]);
+        let from = if recorded_columns {
+            "the schema it records"
+        } else {
+            "its files' schema"
+        };
+        assert!(
+            err.contains("log of stream 'orders' is corrupt at commit 1: it records schema fingerprint 00000000deadbeef, but ")
+                && err.contains(from),
+            "{err}"
+        );
+        let more = p.write("more.ndjson", orders(100..101));
+        let err = refused(&p, &["ingest", "orders", more.to_str().unwrap()]);
+        assert!(err.contains("corrupt at commit 1"), "{err}");
+        assert_eq!(csv(&p, "SELECT count(*) AS n FROM clicks"), "n\n6\n");
+        assert!(p.store_tree() == before, "the store changed");
+    }
+}
+
+/// A nullable column the view does not read: its batch version stays
+/// current and `replay` resumes from its checkpoint.
+#[test]
+fn an_added_nullable_column_keeps_checkpoints_and_batch_versions() {
+    let p = project();
+    p.run(&["batch"]);
+    let replayed = p.run(&["replay", "by_country"]);
+    assert!(
+        replayed.contains("by_country: 2 commits replayed"),
+        "{replayed}"
+    );
+    let status = |p: &Project| -> serde_json::Value {
+        let out = p.run(&["status", "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        doc["views"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["view"] == "by_country")
+            .unwrap()
+            .clone()
+    };
+    let before = status(&p);
+    assert_eq!(before["batch_state"], "current", "{before}");
+    assert_eq!(before["kappa_commits"], 2, "{before}");
+
+    redefine(&p, "coupon VARCHAR\n", "coupon VARCHAR,\n  note VARCHAR\n");
+    let after = status(&p);
+    assert_eq!(after["batch_state"], "current", "{after}");
+    assert_eq!(after["batch_version"], before["batch_version"], "{after}");
+    assert_eq!(
+        after["kappa_checkpoint"], before["kappa_checkpoint"],
+        "{after}"
+    );
+    assert_eq!(after["kappa_commits"], 2, "{after}");
+
+    let with_note = "{\"order_id\":9,\"ts\":\"2026-11-01T11:00:00Z\",\"country\":\"FR\",\"amount\":\"1.00\",\"quantity\":1,\"note\":\"gift\"}\n";
+    ingest(&p, "orders", with_note);
+    let replayed = p.run(&["replay", "by_country"]);
+    assert!(
+        replayed.contains("by_country: 1 commits replayed")
+            && replayed.contains("resumed after 2 commits"),
+        "{replayed}"
+    );
+    let verified = p.run(&["verify", "by_country"]);
+    assert!(
+        verified.contains("resumed from a checkpoint after 2 commits"),
+        "{verified}"
+    );
+    let now = status(&p);
+    assert_eq!(now["batch_state"], "current", "{now}");
+    assert_eq!(now["batch_version"], before["batch_version"], "{now}");
+    assert_eq!(now["speed_commits"], 1, "{now}");
+    // Served: batch (commits 0..1) and speed (commit 2, the new schema).
+    assert_eq!(
+        csv(
+            &p,
+            "SELECT country, n, revenue FROM by_country ORDER BY country"
+        ),
+        "country,n,revenue\nFR,1,1.00\nNZ,4,14.00\nUS,4,18.00\n"
+    );
+    assert_eq!(
+        csv(
+            &p,
+            "SELECT order_id, note FROM orders WHERE order_id IN (0, 9) ORDER BY order_id"
+        ),
+        "order_id,note\n0,\n9,gift\n"
+    );
+}
+
+fn commit_record(p: &Project, stream: &str, n: u64) -> PathBuf {
+    p.store_dir()
+        .join(format!("log/{stream}/_commits/{n:020}.json"))
+}
+
+fn read_json(path: &PathBuf) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
