@@ -427,6 +427,11 @@ impl Checker {
             for (f, path) in r.files.iter().zip(&paths) {
                 whole &= self.present(path, f.bytes, &by);
             }
+            // A merge-served view's partial state: sizes only (no checksum
+            // recorded).
+            for f in &r.state {
+                self.present(&Path::from(f.path.as_str()), f.bytes, &by);
+            }
             if whole {
                 self.jobs.push(ChecksumJob {
                     what: format!("content of {by} ({})", plural(paths.len(), "part file")),

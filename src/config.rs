@@ -417,6 +417,20 @@ CREATE TABLE orders (
   quantity INT NOT NULL,
   amount   DECIMAL(12,2) NOT NULL
 ) WITH (event_time = 'ts', partition = 'hour');
+
+-- A materialized view: a batch layer, a speed layer and serving. By
+-- default batch overrides speed per group ('precedence', the Lambda
+-- architecture): a late event for a group the last batch holds shows up
+-- at the next `strata batch`.
+CREATE MATERIALIZED VIEW revenue_by_country AS
+SELECT country, count(*) AS orders, sum(amount) AS revenue
+FROM orders GROUP BY country;
+
+-- serving = 'merge': batch state ⊕ speed state per group, so the answer is
+-- the view over the whole log at every moment, late events included.
+CREATE MATERIALIZED VIEW revenue_by_country_live WITH (serving = 'merge') AS
+SELECT country, count(*) AS orders, sum(amount) AS revenue
+FROM orders GROUP BY country;
 "#;
 
 #[cfg(test)]

@@ -74,6 +74,8 @@ pub struct ViewStatus {
     pub speed_error: Option<String>,
     /// `exact`, or `approximate (functions)`.
     pub verdict: String,
+    /// `precedence` or `merge`.
+    pub serving: String,
     /// Event time the batch version is behind the head, in seconds.
     pub behind_seconds: Option<f64>,
     /// The newest Kappa checkpoint of the current definition, if any.
@@ -294,6 +296,11 @@ impl Strata {
                 speed: self.speed.view(&view),
                 snapshot: snapshots[&view.view.stream].clone(),
                 watermark: state.speed_after,
+                state: state
+                    .served
+                    .as_ref()
+                    .map(|r| r.state.clone())
+                    .unwrap_or_default(),
             };
             let name = view.view.name.clone();
             ctx.deregister_table(name.as_str())?;
@@ -675,6 +682,7 @@ impl Strata {
                 speed_bytes: tail.bytes,
                 speed_error,
                 verdict: compiled.verdict.to_string(),
+                serving: view.serving.to_string(),
                 behind_seconds: behind,
                 kappa_checkpoint: checkpoint.as_ref().map(|c| c.seq),
                 kappa_commits: checkpoint.as_ref().map(|c| c.commits),

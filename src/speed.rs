@@ -97,6 +97,14 @@ impl SpeedView {
         }
     }
 
+    /// The operator's partial state rows (grouped views), for merge serving.
+    pub fn state_rows(&mut self) -> Result<Option<RecordBatch>> {
+        match &mut self.op {
+            Some(op) => op.state_rows(),
+            None => Ok(None),
+        }
+    }
+
     pub fn stats(&self) -> SpeedStats {
         let start = self.watermark.map_or(0, |w| w + 1);
         match &self.op {

@@ -364,6 +364,11 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
                 "{op} over the stream's rows cannot be maintained commit by commit (compute it in a plain CREATE VIEW over a materialized view)"
             )));
         }
+        if view.serving == super::Serving::Merge {
+            return Err(refuse(
+                "serving = 'merge' merges groups, and this view has no GROUP BY (a row view is the union of batch and speed rows already): remove the option".into(),
+            ));
+        }
         let view = with_output(view, &plan, None, &reads)?;
         return Ok(CompiledView {
             fingerprint: fingerprint(&reads, &plan.schema()),
@@ -551,6 +556,7 @@ fn with_output(
     };
     let mut hash = Sha256::new();
     hash.update(view.query.as_bytes());
+    hash.update(format!("\0serving={}", view.serving).as_bytes());
     hash.update(b"\0key=");
     hash.update(key.join(",").as_bytes());
     hash.update(b"\0reads=");

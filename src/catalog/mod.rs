@@ -147,6 +147,8 @@ pub struct ViewDef {
     pub key: Vec<String>,
     /// The `key` option as written.
     pub declared_key: Option<Vec<String>>,
+    /// How batch and speed are combined when the view is served.
+    pub serving: Serving,
     /// Hash of the definition: the SQL, the key and the stream columns it
     /// reads (names and types). A batch version made under another hash is
     /// stale.
@@ -167,6 +169,27 @@ impl ViewDef {
             .iter()
             .map(|k| self.schema.index_of(k).expect("key checked at load"))
             .collect()
+    }
+}
+
+/// How a materialized view's batch and speed layers are combined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Serving {
+    /// Batch groups override speed groups of the same key (the Lambda
+    /// default): a late event for a batched group waits for the next batch.
+    #[default]
+    Precedence,
+    /// Batch partial state ⊕ speed partial state per group: the view over
+    /// the whole log at the head, late events included.
+    Merge,
+}
+
+impl std::fmt::Display for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Serving::Precedence => "precedence",
+            Serving::Merge => "merge",
+        })
     }
 }
 
