@@ -498,3 +498,38 @@ impl ExecutionPlan for BatchPrecedenceExec {
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
+
+/// A view that cannot be served (a damaged record, a plan refused): its
+/// queries fail with the reason, and every other table keeps answering.
+#[derive(Debug)]
+pub struct FailedTable {
+    schema: SchemaRef,
+    message: String,
+}
+
+impl FailedTable {
+    pub fn new(schema: SchemaRef, message: String) -> Self {
+        Self { schema, message }
+    }
+}
+
+#[async_trait]
+impl TableProvider for FailedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Err(DataFusionError::Execution(self.message.clone()))
+    }
+}

@@ -62,7 +62,13 @@ impl SpeedView {
         watermark: Option<u64>,
     ) -> Result<()> {
         let start = watermark.map_or(0, |w| w + 1);
-        if self.op.is_none() || self.watermark != watermark || self.next < start {
+        // Start again when the watermark moved, or when the snapshot is
+        // older than what the operator holds (it never goes backwards).
+        if self.op.is_none()
+            || self.watermark != watermark
+            || self.next < start
+            || self.next as usize > snapshot.commits().len()
+        {
             self.op = Some(Operator::new(self.view.clone())?);
             self.watermark = watermark;
             self.next = start;

@@ -312,6 +312,15 @@ impl Catalog {
     /// Look up a view by name.
     pub fn view(&self, name: &str) -> Result<&ViewDef> {
         let lower = name.to_lowercase();
+        // A served view first: a refused duplicate of its name must not
+        // hide it.
+        if let Some(v) = self
+            .views
+            .iter()
+            .find(|v| v.name == name || v.name == lower)
+        {
+            return Ok(v);
+        }
         if let Some(r) = self
             .refused
             .iter()
@@ -778,6 +787,10 @@ mod tests {
             ("CREATE MATERIALIZED VIEW v AS SELECT DISTINCT ON (country) country, amount FROM orders ORDER BY country, ts;", "DISTINCT ON"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, n FROM (SELECT country, count(*) AS n FROM orders GROUP BY country) t GROUP BY country, n;", "more than one stage"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country UNION ALL SELECT country, 0 AS n FROM orders;", "outside its one GROUP BY"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country ORDER BY country LIMIT 1;", "LIMIT over the groups"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, rank() OVER (ORDER BY count(*)) AS r FROM orders GROUP BY country;", "window functions over the groups"),
+            ("CREATE MATERIALIZED VIEW v WITH (serving = 'merge') AS SELECT id, amount FROM orders;", "serving = 'merge' merges groups"),
+            ("CREATE MATERIALIZED VIEW v WITH (serving = 'fast') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "serving = 'fast'"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id, now() AS seen FROM orders;", "non-deterministic function now()"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id, random() AS r FROM orders;", "non-deterministic function random()"),
             ("CREATE MATERIALIZED VIEW v AS SELECT uuid() AS u FROM orders;", "non-deterministic function uuid()"),

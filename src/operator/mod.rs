@@ -27,6 +27,7 @@ use datafusion::datasource::physical_plan::{
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{collect, collect_partitioned, ExecutionPlan};
 use datafusion::prelude::SessionContext;
 
@@ -220,7 +221,8 @@ pub async fn run_on_files(
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let bound = rebind(plan, stream, files, exec)?;
+    // Fresh operator state per run: a compiled plan is run again and again.
+    let bound = reset_plan_states(rebind(plan, stream, files, exec)?)?;
     // Partition by partition, in order: the merge order (and so any
     // floating-point rounding) does not depend on thread timing.
     Ok(collect_partitioned(bound, exec.task.clone())
