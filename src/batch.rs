@@ -46,7 +46,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{CompiledView, ViewDef};
+use crate::catalog::{CompiledView, Serving, ViewDef};
 use crate::error::Result;
 use crate::log::{Covered, Created, FileEntry, RecordDir, Snapshot};
 use crate::operator::{Exec, Operator};
@@ -84,6 +84,10 @@ pub struct VersionRecord {
     pub content_hash: String,
     pub duration_ms: u64,
     pub files: Vec<PartFile>,
+    /// `serving = 'merge'` views: the partial state per group (Arrow IPC),
+    /// which serving merges with the speed layer's state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<PartFile>,
 }
 
 /// The publish records of `view`: `views/<view>/_versions/<N>.json`.
@@ -170,11 +174,16 @@ pub async fn recompute(
     exec: &Exec,
     view: &Arc<CompiledView>,
     snapshot: &Snapshot,
-) -> Result<RecordBatch> {
+) -> Result<(RecordBatch, Option<RecordBatch>)> {
     let mut op = Operator::new(view.clone())?;
     let files: Vec<FileEntry> = snapshot.files().cloned().collect();
     op.apply(exec, &files).await?;
-    canonical_sort(&view.stored_schema(), &view.stored_key(), &op.stored()?)
+    let state = match view.view.serving {
+        Serving::Merge => op.state_rows()?,
+        Serving::Precedence => None,
+    };
+    let sorted = canonical_sort(&view.stored_schema(), &view.stored_key(), &op.stored()?)?;
+    Ok((sorted, state))
 }
 
 /// `batches` as one batch sorted by the columns `key`, then every other
@@ -369,7 +378,22 @@ pub async fn run_batch(
         compiled.stored_schema(),
         format!("views/{}/v{version}", view.name),
     );
-    let sorted = recompute(exec, compiled, snapshot).await?;
+    let (sorted, state) = recompute(exec, compiled, snapshot).await?;
+    let state = match state {
+        Some(rows) => vec![
+            crate::kappa::checkpoint::write_state(
+                store,
+                format!(
+                    "views/{}/v{version}/state-{}.arrow",
+                    view.name,
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                ),
+                &rows,
+            )
+            .await?,
+        ],
+        None => Vec::new(),
+    };
     let mut offset = 0;
     while offset < sorted.num_rows() {
         let len = CHUNK_ROWS.min(sorted.num_rows() - offset);
@@ -390,6 +414,7 @@ pub async fn run_batch(
         content_hash: parts.content_hash(),
         duration_ms: started.elapsed().as_millis() as u64,
         files: parts.files,
+        state,
     };
     // Publish: put-if-absent; a concurrent batch that took the number
     // makes us take the next one (our files are named by our record).
@@ -426,7 +451,7 @@ pub async fn retire_old_versions(
             continue;
         };
         records.retire(v).await?;
-        for f in &record.files {
+        for f in record.files.iter().chain(&record.state) {
             if let Err(e) = store.delete(&Path::from(f.path.as_str())).await {
                 tracing::warn!("could not remove {}: {e}", f.path);
             }

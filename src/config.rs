@@ -347,30 +347,32 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// `message` with every quoted value replaced: serde writes values as
-/// `string "…"` or in backticks (`integer `5``); names of keys and
-/// variants, which are plain lower-case words, are kept.
+/// `message` with every value replaced. serde writes a string value in
+/// double quotes (escaping quotes inside it, so everything from the first
+/// `"` to the last is the value) and other values and names in backticks;
+/// only the names are kept: the key after `unknown field`, and the list of
+/// names after `expected`.
 fn redact_values(message: &str) -> String {
+    let mut message = message.to_string();
+    if let (Some(a), Some(b)) = (message.find('"'), message.rfind('"')) {
+        let end = if a == b { message.len() } else { b + 1 };
+        message.replace_range(a..end, "<value>");
+    }
     let mut out = String::new();
-    let mut rest = message;
-    while let Some(i) = rest.find(['"', '`']) {
-        out.push_str(&rest[..i]);
-        let quote = rest[i..].chars().next().unwrap_or('"');
+    let mut rest = message.as_str();
+    while let Some(i) = rest.find('`') {
+        let before = &rest[..i];
+        out.push_str(before);
         let after = &rest[i + 1..];
-        let Some(end) = after.find(quote) else {
+        let Some(end) = after.find('`') else {
             out.push_str("<value>");
             rest = "";
             break;
         };
-        let inner = &after[..end];
-        let is_name = !inner.is_empty()
-            && inner
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            && inner.starts_with(|c: char| c.is_ascii_lowercase());
-        if quote == '`' && is_name {
+        let is_name = out.contains("expected") || out.ends_with("unknown field ");
+        if is_name {
             out.push('`');
-            out.push_str(inner);
+            out.push_str(&after[..end]);
             out.push('`');
         } else {
             out.push_str("<value>");
@@ -417,6 +419,20 @@ CREATE TABLE orders (
   quantity INT NOT NULL,
   amount   DECIMAL(12,2) NOT NULL
 ) WITH (event_time = 'ts', partition = 'hour');
+
+-- A materialized view: a batch layer, a speed layer and serving. By
+-- default batch overrides speed per group ('precedence', the Lambda
+-- architecture): a late event for a group the last batch holds shows up
+-- at the next `strata batch`.
+CREATE MATERIALIZED VIEW revenue_by_country AS
+SELECT country, count(*) AS orders, sum(amount) AS revenue
+FROM orders GROUP BY country;
+
+-- serving = 'merge': batch state ⊕ speed state per group, so the answer is
+-- the view over the whole log at every moment, late events included.
+CREATE MATERIALIZED VIEW revenue_by_country_live WITH (serving = 'merge') AS
+SELECT country, count(*) AS orders, sum(amount) AS revenue
+FROM orders GROUP BY country;
 "#;
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::log::{
 };
 use crate::log::{Covered, InputFormat, InputSource};
 use crate::operator::{run_post, Exec};
-use crate::serving::{Fresh, ViewTable};
+use crate::serving::{FailedTable, Fresh, ViewTable};
 use crate::speed::SpeedLayer;
 use crate::status::{self, StreamStatus, ViewStatus};
 use crate::store;
@@ -254,7 +254,19 @@ impl Strata {
             let Some(snapshot) = snapshots.get(&view.view.stream) else {
                 continue; // registered below, refused
             };
-            let state = self.view_state(&view.view).await?;
+            let name = view.view.name.clone();
+            let state = match self.view_state(&view.view).await {
+                Ok(state) => state,
+                // A damaged version record fails this view alone.
+                Err(e) => {
+                    ctx.deregister_table(name.as_str())?;
+                    ctx.register_table(
+                        name.as_str(),
+                        Arc::new(FailedTable::new(view.view.schema.clone(), e.to_string())),
+                    )?;
+                    continue;
+                }
+            };
             if let (Some(latest), None) = (&state.latest, &state.served) {
                 tracing::warn!(
                     "view '{}': its definition changed since batch version {}; serving it from the speed layer over the whole log until `strata batch {}`",
@@ -270,6 +282,11 @@ impl Strata {
                 speed: self.speed.view(&view),
                 snapshot: snapshot.clone(),
                 batch: state.covered,
+                state: state
+                    .served
+                    .as_ref()
+                    .map(|r| r.state.clone())
+                    .unwrap_or_default(),
             };
             let name = view.view.name.clone();
             ctx.deregister_table(name.as_str())?;
@@ -287,17 +304,23 @@ impl Strata {
         // reads it: no host files through a view.
         let guard = self.guard(SqlPolicy::default());
         for view in self.catalog.views.iter().filter(|v| !v.materialized) {
-            let plan = ctx.state().create_logical_plan(&view.query).await?;
-            guard
-                .check(&plan)
-                .map_err(|e| StrataError::Refused(format!("view '{}': {}", view.name, e)))?;
-            ctx.sql(&format!(
-                "CREATE OR REPLACE VIEW \"{}\" AS {}",
-                view.name, view.query
-            ))
-            .await?
-            .collect()
-            .await?;
+            let planned = match ctx.state().create_logical_plan(&view.query).await {
+                Ok(plan) => guard.check(&plan).map(|()| plan),
+                Err(e) => Err(e.into()),
+            };
+            // A view that cannot be served fails alone, when it is read.
+            let table: Arc<dyn datafusion::catalog::TableProvider> = match planned {
+                Ok(plan) => Arc::new(datafusion::datasource::ViewTable::new(
+                    plan,
+                    Some(view.query.clone()),
+                )),
+                Err(e) => Arc::new(FailedTable::new(
+                    view.schema.clone(),
+                    format!("view '{}': {e}", view.name),
+                )),
+            };
+            ctx.deregister_table(view.name.as_str())?;
+            ctx.register_table(view.name.as_str(), table)?;
         }
         Ok(())
     }
@@ -485,7 +508,10 @@ impl Strata {
         let plan = match ctx.state().create_logical_plan(sql).await {
             Ok(plan) => plan,
             // A view refused at load is not served: say why, not "not found".
-            Err(e) => return Err(self.refused_in(sql).unwrap_or_else(|| e.into())),
+            Err(e) if e.to_string().contains("not found") => {
+                return Err(self.refused_in(sql).unwrap_or_else(|| e.into()))
+            }
+            Err(e) => return Err(e.into()),
         };
         self.guard(policy).check(&plan)?;
         Ok(ctx.execute_logical_plan(plan).await?)

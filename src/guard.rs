@@ -190,7 +190,10 @@ impl SqlGuard {
                 Err(()) => Place::Host,
             },
             ("s3", StoreLocation::S3 { bucket, prefix }) if url.host_str() == Some(bucket) => {
-                let key = url.path().trim_matches('/');
+                // The decoded key, as the object store writes it: `%73tore`
+                // is `store`.
+                let decoded = parsed.prefix().as_ref().to_string();
+                let key = decoded.trim_matches('/');
                 let prefix = prefix.trim_matches('/');
                 if prefix.is_empty() {
                     // The store is the bucket's root: its own top-level prefixes.
@@ -332,6 +335,8 @@ mod tests {
             SqlPolicy::default(),
         );
         assert_eq!(g.place("s3://b/proj/store/log/x.parquet"), Place::Store);
+        assert_eq!(g.place("s3://b/proj/%73tore/log/x.parquet"), Place::Store);
+        assert_eq!(g.place("s3://b/proj%2Fstore/log/x"), Place::Store);
         assert_eq!(g.place("s3://b/proj/"), Place::AroundStore);
         assert_eq!(g.place("s3://b/exports/x.parquet"), Place::StoreBucket);
         assert_eq!(g.place("s3://other/proj/store/x"), Place::Host);
@@ -343,6 +348,7 @@ mod tests {
             SqlPolicy::default(),
         );
         assert_eq!(root.place("s3://b/views/v/x"), Place::Store);
+        assert_eq!(root.place("s3://b/%6cog/orders/x"), Place::Store);
         assert_eq!(root.place("s3://b/exports/x"), Place::StoreBucket);
     }
 }

@@ -52,9 +52,10 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use crate::batch::PartFile;
-use crate::catalog::{CompiledView, PlanKind};
+use crate::catalog::{CompiledView, PlanKind, Serving};
+use crate::kappa::checkpoint::read_state;
 use crate::log::{parquet_scan, Covered, Snapshot};
-use crate::operator::Exec;
+use crate::operator::{merge_states, Exec};
 use crate::speed::SpeedView;
 
 /// Where a served view's fresh part comes from.
@@ -63,11 +64,13 @@ pub enum Fresh {
     /// Nothing: the files are the whole view (Kappa mode's checkpoint output).
     None,
     /// The view's speed layer, brought to `snapshot` after the commits
-    /// the batch files cover.
+    /// the batch files cover; `state`: the batch version's partial state
+    /// (`serving = 'merge'`).
     Speed {
         speed: Arc<tokio::sync::Mutex<SpeedView>>,
         snapshot: Snapshot,
         batch: Covered,
+        state: Vec<PartFile>,
     },
 }
 
@@ -169,6 +172,7 @@ impl ViewTable {
             speed,
             snapshot,
             batch,
+            state: batch_state,
         } = &self.fresh
         else {
             return self.scan_files(state, &self.view.view.schema).await;
@@ -178,6 +182,25 @@ impl ViewTable {
             task: state.task_ctx(),
             partitions: state.config().target_partitions(),
         };
+        if let (Serving::Merge, PlanKind::Grouped(g)) = (self.view.view.serving, &self.view.kind) {
+            // Batch state ⊕ speed state per group, then the plan above
+            // the aggregate: the view over the whole log at the head. A
+            // version made before the view asked for merge has no state;
+            // its definition hash differs, so it is not served.
+            let store = state.runtime_env().object_store(&self.store_url)?;
+            let mut states = Vec::new();
+            for f in batch_state {
+                states.extend(read_state(&store, f).await?);
+            }
+            {
+                let mut speed = speed.lock().await;
+                speed.sync(&exec, snapshot, *batch).await?;
+                states.extend(speed.state_rows()?);
+            }
+            let groups = merge_states(g, &states)?;
+            let merged = MemorySourceConfig::try_new_exec(&[vec![groups]], stored, None)?;
+            return g.post_over(merged);
+        }
         let fresh_rows = {
             let mut speed = speed.lock().await;
             speed.sync(&exec, snapshot, *batch).await?;
@@ -474,5 +497,40 @@ impl ExecutionPlan for BatchPrecedenceExec {
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// A view that cannot be served (a damaged record, a plan refused): its
+/// queries fail with the reason, and every other table keeps answering.
+#[derive(Debug)]
+pub struct FailedTable {
+    schema: SchemaRef,
+    message: String,
+}
+
+impl FailedTable {
+    pub fn new(schema: SchemaRef, message: String) -> Self {
+        Self { schema, message }
+    }
+}
+
+#[async_trait]
+impl TableProvider for FailedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Err(DataFusionError::Execution(self.message.clone()))
     }
 }

@@ -54,10 +54,15 @@ impl SpeedView {
     }
 
     /// Bring the operator to `snapshot`'s head, starting after the
-    /// commits `batch` covers (restarting if that moved).
+    /// commits `batch` covers (restarting if that moved, or if the snapshot
+    /// is older than what the operator holds: it never goes backwards).
     pub async fn sync(&mut self, exec: &Exec, snapshot: &Snapshot, batch: Covered) -> Result<()> {
         let start = batch.count();
-        if self.op.is_none() || self.batch != batch || self.next < start {
+        if self.op.is_none()
+            || self.batch != batch
+            || self.next < start
+            || self.next as usize > snapshot.commits().len()
+        {
             self.op = Some(Operator::new(self.view.clone())?);
             self.batch = batch;
             self.next = start;
@@ -89,6 +94,14 @@ impl SpeedView {
         match &mut self.op {
             Some(op) => op.stored(),
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// The operator's partial state rows (grouped views), for merge serving.
+    pub fn state_rows(&mut self) -> Result<Option<RecordBatch>> {
+        match &mut self.op {
+            Some(op) => op.state_rows(),
+            None => Ok(None),
         }
     }
 

@@ -59,6 +59,8 @@ pub struct ViewStatus {
     pub speed_error: Option<String>,
     /// `exact`, or `approximate (functions)`.
     pub verdict: String,
+    /// `precedence` or `merge`.
+    pub serving: String,
     /// Event time the batch version is behind the head, in seconds.
     pub behind_seconds: Option<f64>,
     /// The newest Kappa checkpoint of the current definition, if any.
@@ -134,6 +136,7 @@ pub(crate) async fn view_status(strata: &mut Strata) -> Result<Vec<ViewStatus>> 
             speed_bytes: tail.bytes,
             speed_error,
             verdict: compiled.verdict.to_string(),
+            serving: view.serving.to_string(),
             behind_seconds: behind,
             kappa_checkpoint: checkpoint.as_ref().map(|c| c.seq),
             kappa_commits: checkpoint.as_ref().map(|c| c.commits),

@@ -37,6 +37,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -177,7 +178,7 @@ impl GroupedPlan {
     /// `post` with the final aggregate replaced by `groups` (a plan with
     /// the schema of the groups): the view's rows.
     pub fn post_over(&self, groups: Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn ExecutionPlan>> {
-        replace_node(&self.post, &self.top, groups)
+        reset_plan_states(replace_node(&self.post, &self.top, groups)?)
     }
 }
 
@@ -214,8 +215,13 @@ impl CompiledView {
 /// aggregations (which could not be maintained commit by commit), and
 /// the optimizer's other rewrites are the same for every layer.
 pub fn view_session() -> SessionContext {
+    // A compiled plan runs many times (per commit, per query): no operator
+    // may carry state from one run to the next, and dynamic filters (a
+    // TopK's threshold, an aggregate's bound) do.
+    let config =
+        SessionConfig::new().set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false);
     let state = SessionStateBuilder::new()
-        .with_config(SessionConfig::new())
+        .with_config(config)
         .with_default_features()
         .build();
     let rules: Vec<_> = state
@@ -364,6 +370,11 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
                 "{op} over the stream's rows cannot be maintained commit by commit (compute it in a plain CREATE VIEW over a materialized view)"
             )));
         }
+        if view.serving == super::Serving::Merge {
+            return Err(refuse(
+                "serving = 'merge' merges groups, and this view has no GROUP BY (a row view is the union of batch and speed rows already): remove the option".into(),
+            ));
+        }
         let view = with_output(view, &plan, None, &reads)?;
         return Ok(CompiledView {
             fingerprint: fingerprint(&reads, &plan.schema()),
@@ -455,7 +466,15 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
     // checks them.
     let stored_schema = final_schema.clone();
     let above = replace_node(&plan, &top, Arc::new(EmptyExec::new(top.schema())))?;
-    let key_filters_commute = stateful(&above).is_none();
+    // LIMIT or a window over the groups depends on their order, which
+    // differs between a batch (sorted) and a stream of commits (arrival):
+    // the same log would give different rows.
+    if let Some(op) = stateful(&above) {
+        return Err(refuse(format!(
+            "{op} over the groups depends on the order they arrive in, which differs between the batch and the speed layer: compute it in a plain CREATE VIEW over this view"
+        )));
+    }
+    let key_filters_commute = true;
     Ok(CompiledView {
         fingerprint: fingerprint(&reads, &partial.schema()),
         view,
@@ -551,6 +570,7 @@ fn with_output(
     };
     let mut hash = Sha256::new();
     hash.update(view.query.as_bytes());
+    hash.update(format!("\0serving={}", view.serving).as_bytes());
     hash.update(b"\0key=");
     hash.update(key.join(",").as_bytes());
     hash.update(b"\0reads=");

@@ -137,6 +137,8 @@ pub struct ViewDef {
     pub key: Vec<String>,
     /// The `key` option as written.
     pub declared_key: Option<Vec<String>>,
+    /// How batch and speed are combined when the view is served.
+    pub serving: Serving,
     /// Hash of the definition: the SQL, the key and the stream columns it
     /// reads (names and types). A batch version made under another hash is
     /// stale.
@@ -157,6 +159,27 @@ impl ViewDef {
             .iter()
             .map(|k| self.schema.index_of(k).expect("key checked at load"))
             .collect()
+    }
+}
+
+/// How a materialized view's batch and speed layers are combined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Serving {
+    /// Batch groups override speed groups of the same key (the Lambda
+    /// default): a late event for a batched group waits for the next batch.
+    #[default]
+    Precedence,
+    /// Batch partial state ⊕ speed partial state per group: the view over
+    /// the whole log at the head, late events included.
+    Merge,
+}
+
+impl std::fmt::Display for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Serving::Precedence => "precedence",
+            Serving::Merge => "merge",
+        })
     }
 }
 
@@ -279,6 +302,15 @@ impl Catalog {
     /// Look up a view by name.
     pub fn view(&self, name: &str) -> Result<&ViewDef> {
         let lower = name.to_lowercase();
+        // A served view first: a refused duplicate of its name must not
+        // hide it.
+        if let Some(v) = self
+            .views
+            .iter()
+            .find(|v| v.name == name || v.name == lower)
+        {
+            return Ok(v);
+        }
         if let Some(r) = self
             .refused
             .iter()
@@ -745,6 +777,10 @@ mod tests {
             ("CREATE MATERIALIZED VIEW v AS SELECT DISTINCT ON (country) country, amount FROM orders ORDER BY country, ts;", "DISTINCT ON"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, n FROM (SELECT country, count(*) AS n FROM orders GROUP BY country) t GROUP BY country, n;", "more than one stage"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country UNION ALL SELECT country, 0 AS n FROM orders;", "outside its one GROUP BY"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country ORDER BY country LIMIT 1;", "LIMIT over the groups"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, rank() OVER (ORDER BY count(*)) AS r FROM orders GROUP BY country;", "window functions over the groups"),
+            ("CREATE MATERIALIZED VIEW v WITH (serving = 'merge') AS SELECT id, amount FROM orders;", "serving = 'merge' merges groups"),
+            ("CREATE MATERIALIZED VIEW v WITH (serving = 'fast') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "serving = 'fast'"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id, now() AS seen FROM orders;", "non-deterministic function now()"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id, random() AS r FROM orders;", "non-deterministic function random()"),
             ("CREATE MATERIALIZED VIEW v AS SELECT uuid() AS u FROM orders;", "non-deterministic function uuid()"),

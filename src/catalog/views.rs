@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::ast::{self, CreateTableOptions};
 
 use sha2::{Digest, Sha256};
 
-use super::{object_name, with_options, Catalog, CompiledView, SourceLocation, ViewDef};
+use super::{object_name, with_options, Catalog, CompiledView, Serving, SourceLocation, ViewDef};
 use crate::error::{Result, StrataError};
 
 pub(super) fn parse_view(
@@ -39,8 +39,20 @@ pub(super) fn parse_view(
         }
     };
     let mut key_option = None;
+    let mut serving = Serving::Precedence;
     for (k, v) in options {
         match k.as_str() {
+            "serving" if cv.materialized => {
+                serving = match v.to_lowercase().as_str() {
+                    "precedence" => Serving::Precedence,
+                    "merge" => Serving::Merge,
+                    other => {
+                        return Err(err(format!(
+                            "serving = '{other}': use 'precedence' (batch overrides speed, the default) or 'merge' (batch state ⊕ speed state)"
+                        )))
+                    }
+                }
+            }
             "key" if cv.materialized => {
                 key_option = Some(
                     v.split(',')
@@ -53,7 +65,7 @@ pub(super) fn parse_view(
                 return Err(err(format!(
                     "unknown option '{other}'{}",
                     if cv.materialized {
-                        " (known: key)"
+                        " (known: key, serving)"
                     } else {
                         " (plain views take no options)"
                     }
@@ -123,6 +135,7 @@ pub(super) fn parse_view(
         schema,
         key: key_option.clone().unwrap_or_default(),
         declared_key: key_option,
+        serving,
         definition_hash: hex::encode(&hash.finalize()[..8]),
         defined_at: at.clone(),
     };

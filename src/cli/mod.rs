@@ -540,6 +540,7 @@ fn view_status_batch(rows: &[crate::ViewStatus]) -> Result<RecordBatch> {
             }),
         ),
         ("speed_bytes", text(&|r| human_bytes(r.speed_bytes))),
+        ("serving", text(&|r| r.serving.clone())),
         ("verdict", text(&|r| r.verdict.clone())),
         (
             "behind",

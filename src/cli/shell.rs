@@ -471,7 +471,7 @@ impl<'a> Shell<'a> {
                     .find(|x| x.view == v.name)
                     .expect("status of every materialized view");
                 format!(
-                    "materialized view {} over {} (defined at {})\nkey: {}\nbatch version: {}\nwatermark: {}\nspeed: {} commits behind, {} groups, {} bytes\nserving: precedence (batch groups override speed groups, then HAVING and the rest)\nverdict: {}",
+                    "materialized view {} over {} (defined at {})\nkey: {}\nbatch version: {}\nwatermark: {}\nspeed: {} commits behind, {} groups, {} bytes\nserving: {}\nverdict: {}",
                     v.name,
                     v.stream,
                     v.defined_at,
@@ -481,6 +481,11 @@ impl<'a> Shell<'a> {
                     st.speed_commits,
                     st.speed_error.clone().unwrap_or_else(|| st.speed_groups.to_string()),
                     st.speed_bytes,
+                    if st.serving == "merge" {
+                        "merge (batch state ⊕ speed state per group, then HAVING and the rest)"
+                    } else {
+                        "precedence (batch groups override speed groups, then HAVING and the rest)"
+                    },
                     st.verdict
                 )
             } else {

@@ -372,7 +372,10 @@ pub async fn remove_unnamed(store: &Arc<dyn ObjectStore>, paths: &[String]) {
 /// Every file named by a record or a pin of `view`, from a stable look:
 /// records listed and all read, pins listed and read, records listed
 /// again and unchanged. `None` if the records kept changing.
-async fn named_files(store: &Arc<dyn ObjectStore>, view: &str) -> Result<Option<BTreeSet<String>>> {
+pub(crate) async fn named_files(
+    store: &Arc<dyn ObjectStore>,
+    view: &str,
+) -> Result<Option<BTreeSet<String>>> {
     'look: for _ in 0..STABLE_LOOK_ATTEMPTS {
         let seqs = list_checkpoints(store, view).await?;
         let mut named = BTreeSet::new();

@@ -349,6 +349,7 @@ mod tests {
             ])),
             key: vec!["k".into()],
             declared_key: None,
+            serving: Default::default(),
             definition_hash: String::new(),
             defined_at: SourceLocation {
                 path: "v.sql".into(),

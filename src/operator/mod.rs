@@ -27,6 +27,7 @@ use datafusion::datasource::physical_plan::{
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{collect, collect_partitioned, ExecutionPlan};
 use datafusion::prelude::SessionContext;
 
@@ -132,6 +133,15 @@ impl Operator {
         self.len() == 0
     }
 
+    /// A grouped view's partial state rows (group columns, then each
+    /// aggregate's state fields), the state left intact; None for a row view.
+    pub fn state_rows(&mut self) -> Result<Option<RecordBatch>> {
+        match &mut self.state {
+            OperatorState::Grouped(s) => Ok(Some(s.snapshot()?)),
+            OperatorState::Rows(_) => Ok(None),
+        }
+    }
+
     /// What the operator holds, in the layout a batch version stores: the
     /// final groups (grouped), or the rows (row view).
     pub fn stored(&mut self) -> Result<Vec<RecordBatch>> {
@@ -211,7 +221,8 @@ pub async fn run_on_files(
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let bound = rebind(plan, stream, files, exec)?;
+    // Fresh operator state per run: a compiled plan is run again and again.
+    let bound = reset_plan_states(rebind(plan, stream, files, exec)?)?;
     // Partition by partition, in order: the merge order (and so any
     // floating-point rounding) does not depend on thread timing.
     Ok(collect_partitioned(bound, exec.task.clone())
@@ -235,4 +246,18 @@ pub async fn run_post(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let source = MemorySourceConfig::try_new_exec(&[groups], g.stored_schema.clone(), None)?;
     Ok(collect(g.post_over(source)?, exec.task.clone()).await?)
+}
+
+/// The groups (stored layout) of `states`, partial state rows of `g`
+/// merged per group key: batch state ⊕ speed state.
+pub fn merge_states(g: &GroupedPlan, states: &[RecordBatch]) -> Result<RecordBatch> {
+    let mut merged = GroupedState::new(g)?;
+    for s in states {
+        merged.merge(s)?;
+    }
+    let groups = GroupedState::evaluate(g, &merged.snapshot()?)?;
+    Ok(RecordBatch::try_new(
+        g.stored_schema.clone(),
+        groups.columns().to_vec(),
+    )?)
 }

@@ -33,6 +33,36 @@ fn init_writes_a_working_project() {
     assert!(proj
         .join(".strata/log/orders/_commits/00000000000000000000.json")
         .is_file());
+    // The example views, one per serving mode: a late event for a batched
+    // group shows at once in 'merge', after the next batch in 'precedence'.
+    let run = |args: &[&str]| {
+        bin()
+            .arg("--config")
+            .arg(proj.join("strata.toml"))
+            .args(args)
+            .assert()
+            .success()
+    };
+    run(&["batch"]);
+    let late = proj.join("late.ndjson");
+    std::fs::write(
+        &late,
+        orders_ndjson(0..1).replace("\"order_id\":0", "\"order_id\":99"),
+    )
+    .unwrap();
+    run(&["ingest", "orders", late.to_str().unwrap()]);
+    let orders_of = |view: &str| {
+        let out = bin()
+            .arg("--config")
+            .arg(proj.join("strata.toml"))
+            .args(["query", "--format", "csv"])
+            .arg(format!("SELECT sum(orders) AS n FROM {view}"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(orders_of("revenue_by_country"), "n\n4\n");
+    assert_eq!(orders_of("revenue_by_country_live"), "n\n5\n");
     // Running init again keeps what is there.
     bin()
         .arg("init")

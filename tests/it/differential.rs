@@ -10,12 +10,12 @@
 //!
 //! where `groups` is the view's GROUP BY without HAVING and the outer
 //! query, and precedence keeps every batch group plus the speed groups
-//! whose group key the batch lacks. A row view is the view over all
-//! events. A random filter over the served view equals the filter over
+//! whose group key the batch lacks. With `serving = 'merge'`, and for a
+//! row view, it is the view over all events — late ones included. A random filter over the served view equals the filter over
 //! the expected rows; at the end a Kappa replay equals the view over all
 //! events and `verify` passes.
 //!
-//! `STRATA_DIFF_CASES` sets the number of cases (default 24).
+//! `STRATA_DIFF_CASES` sets the number of cases (default 48).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -106,6 +106,14 @@ struct Case {
     batches: Vec<bool>,
     /// Which output column the served filter uses.
     filter_column: usize,
+    /// `serving = 'merge'` (grouped shapes only).
+    merge: bool,
+}
+
+impl Case {
+    fn merged(&self) -> bool {
+        self.merge && !matches!(self.shape, Shape::Rows)
+    }
 }
 
 type Event = (i64, i64, Option<u8>, Option<i64>, Option<i64>, Option<bool>);
@@ -146,9 +154,10 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::collection::vec(1usize..15, 1..5),
         proptest::collection::vec(any::<bool>(), 5),
         0usize..8,
+        any::<bool>(),
     )
         .prop_map(
-            |(nullable, shape, filter, events, cuts, batches, filter_column)| Case {
+            |(nullable, shape, filter, events, cuts, batches, filter_column, merge)| Case {
                 nullable,
                 shape,
                 filter,
@@ -156,6 +165,7 @@ fn case() -> impl Strategy<Value = Case> {
                 cuts,
                 batches,
                 filter_column,
+                merge,
             },
         )
 }
@@ -411,7 +421,8 @@ async fn expected(
 ) -> (SchemaRef, Vec<RecordBatch>) {
     let schema = case.schema();
     let (view, groups, post) = case.queries();
-    let Some((groups, keys)) = groups else {
+    // Merge serving (and a row view): the view over every event.
+    let Some((groups, keys)) = groups.filter(|_| !case.merged()) else {
         return run_sql(&events_ctx(&schema, commits), &view).await;
     };
     let split = w.map_or(0, |w| w + 1);
@@ -450,8 +461,13 @@ fn filter_sql(schema: &SchemaRef, c: usize) -> String {
 async fn check_case(case: Case) {
     let (view_sql, _, _) = case.queries();
     let p = Project::new(&format!(
-        "{}\nCREATE MATERIALIZED VIEW v AS {view_sql};\n",
-        case.stream_sql()
+        "{}\nCREATE MATERIALIZED VIEW v{} AS {view_sql};\n",
+        case.stream_sql(),
+        if case.merged() {
+            " WITH (serving = 'merge')"
+        } else {
+            ""
+        }
     ));
     let mut strata = p.strata();
     assert!(
@@ -553,7 +569,7 @@ fn cases() -> u32 {
     std::env::var("STRATA_DIFF_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+        .unwrap_or(48)
 }
 
 proptest! {

@@ -235,4 +235,26 @@ fn config_errors_never_print_a_secret() {
             assert_eq!(all.trim().lines().count(), 1, "{line}: {all}");
         }
     }
+    // Values of other fields, too: a string with an escaped quote in it,
+    // and a lower-case word where a name is expected.
+    for (top, line) in [
+        (true, "retain_versions = \"ab\\\"cdtopsecret\""),
+        (true, "mode = \"topsecret\""),
+        (false, "allow_http = \"ab\\\"cdtopsecret\""),
+        (false, "region = 73571337"),
+    ] {
+        let text = if top {
+            format!("store = \"file://store\"\n{line}\n")
+        } else {
+            format!("store = \"file://store\"\n[s3]\n{line}\n")
+        };
+        std::fs::write(p.config_path(), text).unwrap();
+        let out = p.cmd().arg("status").output().unwrap();
+        let all = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "accepted: {line}");
+        assert!(
+            !all.contains("topsecret") && !all.contains("73571337"),
+            "{line}: leaked in: {all}"
+        );
+    }
 }

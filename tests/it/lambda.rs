@@ -334,9 +334,22 @@ async fn the_speed_layer_cap_asks_for_a_batch() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("speed_max_bytes") && err.contains("strata batch"),
+        err.contains("view 'revenue_hourly'")
+            && err.contains("speed_max_bytes")
+            && err.contains("strata batch revenue_hourly"),
         "{err}"
     );
+    // The stream and a view whose speed layer is small keep answering.
+    assert_eq!(
+        crate::common::count(&mut strata, "SELECT count(*) FROM orders").await,
+        2000
+    );
+    let status = strata.view_status().await.unwrap();
+    let rh = status.iter().find(|s| s.view == "revenue_hourly").unwrap();
+    assert!(rh
+        .speed_error
+        .as_deref()
+        .is_some_and(|e| e.contains("speed_max_bytes")));
     strata.batch(&[], &|_, _| {}).await.unwrap();
     assert!(crate::common::count(&mut strata, "SELECT count(*) FROM large_orders").await > 0);
 }
@@ -485,4 +498,49 @@ async fn merged_keyed(
         out.push(arrow::compute::filter_record_batch(batch, &keep).unwrap());
     }
     canonical(&schema, &out)
+}
+
+/// A long-lived session (the shell's) while another process publishes a
+/// batch version: the next query serves the new watermark, every event
+/// exactly once, in both serving modes.
+#[tokio::test]
+async fn a_batch_published_under_an_open_session_moves_its_watermark() {
+    let views = "CREATE MATERIALIZED VIEW by_day AS SELECT date_trunc('day', ts) AS day, count(*) AS n, sum(amount) AS revenue FROM orders GROUP BY 1;\n\
+                 CREATE MATERIALIZED VIEW by_day_merged WITH (serving = 'merge') AS SELECT date_trunc('day', ts) AS day, count(*) AS n, sum(amount) AS revenue FROM orders GROUP BY 1;";
+    let p = Project::new(&format!("{ORDERS_SQL}\n{views}"));
+    let mut session = p.strata();
+    let mut other = p.strata();
+    let first = events(300, 21, 0, 30, 1, 0.0);
+    let second = events(200, 22, 10, 30, 10_000, 0.0);
+    append(&mut session, &first).await;
+    let catalog = session.catalog.clone();
+    let q = |v: &str| catalog.view(v).unwrap().query.clone();
+    // Warm the speed layers (no batch yet: they cover every commit).
+    for v in ["by_day", "by_day_merged"] {
+        assert_eq!(served(&mut session, v).await, oracle(&q(v), &first).await);
+    }
+    other.batch(&[], &|_, _| {}).await.unwrap();
+    append(&mut other, &second).await;
+    let all: Vec<RecordBatch> = first.iter().chain(&second).cloned().collect();
+    // Merge: the whole log. Precedence: days batched keep the batch's groups.
+    assert_eq!(
+        served(&mut session, "by_day_merged").await,
+        oracle(&q("by_day_merged"), &all).await
+    );
+    let status = session.view_status().await.unwrap();
+    assert!(status
+        .iter()
+        .all(|s| s.watermark == Some(0) && s.speed_commits == 1));
+    other.batch(&[], &|_, _| {}).await.unwrap();
+    for v in ["by_day", "by_day_merged"] {
+        assert_eq!(
+            served(&mut session, v).await,
+            oracle(&q(v), &all).await,
+            "{v}"
+        );
+    }
+    let status = session.view_status().await.unwrap();
+    assert!(status
+        .iter()
+        .all(|s| s.watermark == Some(1) && s.speed_commits == 0 && s.speed_groups == 0));
 }

@@ -161,3 +161,26 @@ fn an_order_dependent_aggregate_with_ties_is_refused() {
         .failure()
         .stderr(predicate::str::contains("leaves ties").and(predicate::str::contains("defs.sql:")));
 }
+
+#[test]
+fn a_damaged_version_record_fails_its_view_alone() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW by_country AS SELECT country, count(*) AS n FROM orders GROUP BY country;\n\
+         CREATE VIEW plain AS SELECT count(*) AS n FROM orders;"
+    ));
+    ingest(&p, &order(1, "NZ", "10.00"));
+    p.cmd().arg("batch").assert().success();
+    std::fs::write(
+        p.store_dir()
+            .join("views/by_country/_versions/00000000000000000001.json"),
+        "{ not json",
+    )
+    .unwrap();
+    assert_eq!(csv(&p, "SELECT count(*) AS n FROM orders"), "n\n1\n");
+    assert_eq!(csv(&p, "SELECT n FROM plain"), "n\n1\n");
+    p.cmd()
+        .args(["query", "SELECT * FROM by_country"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("by_country"));
+}
