@@ -14,6 +14,11 @@
 //! 6. **Kappa** — replay the whole log from scratch (events/s); a replay
 //!    checkpointing every commit (pauses); one commit applied to state
 //!    restored after 10% and after all of the history (ms);
+//! 7. **speed layer** — after a batch, a tail of 0.1% and of 10% of the
+//!    history in speed: in one long-lived session (as the shell), the cost
+//!    of serving one more 1k-event commit, freshness, and the operators'
+//!    memory against the raw tail; then `serving = 'merge'` against
+//!    precedence and batch only, side by side;
 //!
 //! and the peak resident memory of each phase.
 
@@ -205,7 +210,37 @@ pub struct BenchReport {
     pub replay_events_per_s: Stat,
     pub incremental: Vec<Incremental>,
     pub checkpoint_pause: Latency,
+    /// The speed layer at two tail sizes (small, large).
+    pub speed_tails: Vec<SpeedTail>,
+    pub merge_serving: MergeServing,
     pub memory: Vec<PhaseMemory>,
+}
+
+/// The speed layer with `tail_events` after the batch watermark, in one
+/// long-lived session.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedTail {
+    pub tail_events: u64,
+    pub commit_events: u64,
+    /// After an append: bring the session up to date and run the probe and
+    /// every served query.
+    pub serve_one_commit: Latency,
+    /// Append → the probe query counts the new events.
+    pub freshness: Latency,
+    /// Every view's speed operator state, bytes.
+    pub speed_bytes: u64,
+    /// The tail's events as Arrow batches in memory, bytes.
+    pub raw_tail_bytes: u64,
+}
+
+/// One view served batch only, with precedence and with merge, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeServing {
+    pub query: String,
+    pub speed_events: u64,
+    pub batch_only: Latency,
+    pub precedence: Latency,
+    pub merge: Latency,
 }
 
 impl BenchReport {
@@ -216,6 +251,17 @@ impl BenchReport {
     /// Replay from scratch over the batch recompute of every view.
     pub fn replay_over_batch(&self) -> f64 {
         self.replay_seconds.median / self.batch_seconds.median
+    }
+    /// Serving one new commit with the large tail over the small one, p50.
+    pub fn speed_tail_ratio(&self) -> Option<f64> {
+        match self.speed_tails.as_slice() {
+            [small, large] => Some(large.serve_one_commit.p50_ms / small.serve_one_commit.p50_ms),
+            _ => None,
+        }
+    }
+    /// Merge serving over batch only, p50.
+    pub fn merge_ratio(&self) -> f64 {
+        self.merge_serving.merge.p50_ms / self.merge_serving.batch_only.p50_ms
     }
     /// One commit after the whole history over one after a tenth of it.
     pub fn incremental_ratio(&self) -> Option<f64> {
@@ -619,6 +665,21 @@ pub async fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Resul
         }
     }
     phase_done("kappa");
+
+    // 7. The speed layer at two tail sizes, then merge serving.
+    let mut speed_tails = Vec::new();
+    for (i, tail) in [history_events / 1000, history_events / 10]
+        .into_iter()
+        .enumerate()
+    {
+        progress(&format!("speed: a tail of {tail} events"));
+        // Periods after the freshness phase's (1..=20 runs), within the
+        // years a timestamp holds (TPC-H periods are months).
+        let seq0 = 200 * (i as u64 + 1) + 20 * runs as u64;
+        speed_tails.push(speed_tail(&mut strata, &workload, tail.max(10), seq0, runs).await?);
+    }
+    let merge_serving = merge_serving(&mut strata, &scratch, &workload, runs, progress).await?;
+    phase_done("speed");
     drop(strata);
     drop(scratch);
 
@@ -642,7 +703,137 @@ pub async fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Resul
         replay_events_per_s: Stat::of(&replay_rates),
         incremental,
         checkpoint_pause,
+        speed_tails,
+        merge_serving,
         memory,
+    })
+}
+
+/// Events per measured commit in the speed phase.
+const SPEED_COMMIT_EVENTS: u64 = 1000;
+
+/// After a batch, append `tail` events in 10 commits, then in one session
+/// (kept, as the shell keeps it) time one more commit at a time.
+async fn speed_tail(
+    strata: &mut Strata,
+    workload: &Workload,
+    tail: u64,
+    seq0: u64,
+    runs: usize,
+) -> Result<SpeedTail> {
+    let stream = workload.stream();
+    strata.batch(&[], &|_, _| {}).await?;
+    let mut raw_tail_bytes = 0u64;
+    for c in 0..10 {
+        let events = workload.fresh(&strata.catalog, (tail / 10).max(1), seq0 + c)?;
+        raw_tail_bytes += events
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum::<u64>();
+        strata.append_batches(stream, events, None).await?;
+    }
+    let ctx = strata.session().await?;
+    for q in workload.queries() {
+        ctx.sql(q).await?.collect().await?;
+    }
+    let speed_bytes = strata
+        .view_status()
+        .await?
+        .iter()
+        .map(|s| s.speed_bytes)
+        .sum();
+    let (mut serve, mut fresh) = (Vec::new(), Vec::new());
+    for j in 0..(runs * 10) as u64 {
+        let seq = seq0 + 10 + j;
+        let events = workload.fresh(&strata.catalog, SPEED_COMMIT_EVENTS, seq)?;
+        let probe = workload.probe(seq);
+        let t = Instant::now();
+        strata.append_batches(stream, events, None).await?;
+        let appended = t.elapsed();
+        strata.serve(&ctx).await?;
+        let got = ctx.sql(&probe).await?.collect().await?;
+        fresh.push(t.elapsed());
+        for q in workload.queries() {
+            ctx.sql(q).await?.collect().await?;
+        }
+        serve.push(t.elapsed() - appended);
+        if first_count(&got) <= 0 {
+            return Err(StrataError::Usage(format!(
+                "speed: events appended in period {seq} are not served ({probe})"
+            )));
+        }
+    }
+    Ok(SpeedTail {
+        tail_events: tail,
+        commit_events: SPEED_COMMIT_EVENTS,
+        serve_one_commit: Latency::of(&serve),
+        freshness: Latency::of(&fresh),
+        speed_bytes,
+        raw_tail_bytes,
+    })
+}
+
+/// A merge-served twin of the workload's first view, batched, then 1% of
+/// the history in speed: the same query over the view batch only, with
+/// precedence and with merge, runs alternating.
+async fn merge_serving(
+    strata: &mut Strata,
+    scratch: &Scratch,
+    workload: &Workload,
+    runs: usize,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<MergeServing> {
+    let (view, query) = workload.merge_probe();
+    let twin = format!("{view}_merge");
+    let sql = strata.catalog.view(view)?.query.clone();
+    std::fs::write(
+        scratch.path().join("sql").join("merge.sql"),
+        format!("CREATE MATERIALIZED VIEW {twin} WITH (serving = 'merge') AS {sql};\n"),
+    )?;
+    strata.reload_catalog()?;
+    strata.batch(&[], &|_, _| {}).await?;
+    let on = |v: &str| query.replace("{view}", v);
+    let timed = |ctx: datafusion::prelude::SessionContext, sql: String| async move {
+        let t = Instant::now();
+        ctx.sql(&sql).await?.collect().await?;
+        Ok::<_, StrataError>(t.elapsed())
+    };
+    let ctx = strata.session().await?;
+    let mut batch_only = Vec::new();
+    for _ in 0..runs * 20 {
+        batch_only.push(timed(ctx.clone(), on(view)).await?);
+    }
+    let history: u64 = strata
+        .snapshot(workload.stream())
+        .await?
+        .commits()
+        .iter()
+        .map(|c| c.rows)
+        .sum();
+    let speed_events = (history / 100).max(1);
+    let fresh = workload.fresh(&strata.catalog, speed_events, 0)?;
+    strata
+        .append_batches(workload.stream(), fresh, None)
+        .await?;
+    let ctx = strata.session().await?;
+    let (mut precedence, mut merge) = (Vec::new(), Vec::new());
+    for round in 0..runs * 20 {
+        if round % 20 == 0 {
+            progress(&format!(
+                "speed: merge serving, round {}/{}",
+                round + 1,
+                runs * 20
+            ));
+        }
+        precedence.push(timed(ctx.clone(), on(view)).await?);
+        merge.push(timed(ctx.clone(), on(&twin)).await?);
+    }
+    Ok(MergeServing {
+        query: on(view),
+        speed_events,
+        batch_only: Latency::of(&batch_only),
+        precedence: Latency::of(&precedence),
+        merge: Latency::of(&merge),
     })
 }
 

@@ -155,6 +155,72 @@ pub fn render(r: &BenchReport) -> String {
         &r.checkpoint_pause,
         target(r.checkpoint_pause.p99_ms <= 100.0, "p99 ≤ 100 ms"),
     );
+    for (i, s) in r.speed_tails.iter().enumerate() {
+        let goal = match (i, r.speed_tail_ratio()) {
+            (1, Some(ratio)) => format!("ratio {ratio:.2}, {}", target(ratio <= 1.2, "≤ 1.2")),
+            _ => String::new(),
+        };
+        lat(
+            &mut t,
+            format!(
+                "speed: serve one {}-event commit, {} in the tail",
+                si(s.commit_events as f64),
+                si(s.tail_events as f64)
+            ),
+            &s.serve_one_commit,
+            goal,
+        );
+        lat(
+            &mut t,
+            format!("speed: freshness, {} in the tail", si(s.tail_events as f64)),
+            &s.freshness,
+            if i == 1 {
+                target(s.freshness.p99_ms <= 20.0, "p99 ≤ 20 ms")
+            } else {
+                String::new()
+            },
+        );
+        let share = s.speed_bytes as f64 / s.raw_tail_bytes.max(1) as f64;
+        t.add_row(vec![
+            format!(
+                "speed: state bytes, {} in the tail",
+                si(s.tail_events as f64)
+            ),
+            format!("{:.1} MiB", s.speed_bytes as f64 / 1048576.0),
+            String::new(),
+            String::new(),
+            String::new(),
+            format!(
+                "{:.1}% of the raw tail ({:.1} MiB), {}",
+                share * 100.0,
+                s.raw_tail_bytes as f64 / 1048576.0,
+                target(share <= 0.10, "≤ 10%")
+            ),
+        ]);
+    }
+    let m = &r.merge_serving;
+    lat(
+        &mut t,
+        "served, batch only (merge twin's query)".into(),
+        &m.batch_only,
+        String::new(),
+    );
+    lat(
+        &mut t,
+        format!("served, precedence, {} in speed", si(m.speed_events as f64)),
+        &m.precedence,
+        String::new(),
+    );
+    lat(
+        &mut t,
+        format!("served, merge, {} in speed", si(m.speed_events as f64)),
+        &m.merge,
+        format!(
+            "merge/batch-only {:.2}, {}",
+            r.merge_ratio(),
+            target(r.merge_ratio() <= 1.2, "≤ 1.2")
+        ),
+    );
     for m in &r.memory {
         t.add_row(vec![
             format!("peak memory: {}", m.phase),

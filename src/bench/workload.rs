@@ -210,6 +210,21 @@ impl Workload {
         }
     }
 
+    /// A view to serve in merge mode too, and a query over it (`{view}`
+    /// stands for the view's name).
+    pub fn merge_probe(&self) -> (&'static str, &'static str) {
+        match self {
+            Workload::Events { .. } => (
+                "revenue_hourly",
+                "SELECT country, sum(revenue) FROM {view} GROUP BY country",
+            ),
+            Workload::Tpch { .. } => (
+                "pricing_monthly",
+                "SELECT l_returnflag, sum(count_order) FROM {view} GROUP BY 1",
+            ),
+        }
+    }
+
     /// The queries whose latency is measured, over the served views.
     pub fn queries(&self) -> &'static [&'static str] {
         match self {

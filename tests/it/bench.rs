@@ -69,6 +69,34 @@ fn bench_events_smoke_run_reports_every_measure() {
     assert_eq!(inc[1]["history_commits"], 9);
     assert_eq!(inc[1]["history_events"], 18000);
     assert_eq!(inc[1]["commit_events"], 2000);
+    // The speed layer at tails of 0.1% and 10% of the history, 10 commits
+    // measured each (one run), and merge serving 20 rounds.
+    let tails = r["speed_tails"].as_array().unwrap();
+    assert_eq!(tails.len(), 2);
+    assert_eq!(tails[0]["tail_events"], 20);
+    assert_eq!(tails[1]["tail_events"], 2000);
+    for t in tails {
+        assert_eq!(
+            t["serve_one_commit"]["samples_ms"]
+                .as_array()
+                .unwrap()
+                .len(),
+            10
+        );
+        assert_eq!(t["freshness"]["samples_ms"].as_array().unwrap().len(), 10);
+        assert!(t["speed_bytes"].as_u64().unwrap() > 0);
+        assert!(t["raw_tail_bytes"].as_u64().unwrap() > 0);
+    }
+    let m = &r["merge_serving"];
+    // 1% of the log by then: 20400 + tails of 20 and 2000 + 2 × 10 × 1000.
+    assert_eq!(m["speed_events"], 424);
+    for side in ["batch_only", "precedence", "merge"] {
+        assert_eq!(
+            m[side]["samples_ms"].as_array().unwrap().len(),
+            20,
+            "{side}"
+        );
+    }
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
     for label in ["ingest parquet", "kappa replay", "freshness"] {
