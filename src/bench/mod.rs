@@ -222,6 +222,10 @@ pub struct BenchReport {
 pub struct SpeedTail {
     pub tail_events: u64,
     pub commit_events: u64,
+    /// The first queries after the batch: every view's operator built from
+    /// the new watermark over the whole tail (what a new batch version
+    /// costs the speed layer, which restarts from it).
+    pub rebuild_ms: f64,
     /// After an append: bring the session up to date and run the probe and
     /// every served query.
     pub serve_one_commit: Latency,
@@ -732,10 +736,12 @@ async fn speed_tail(
             .sum::<u64>();
         strata.append_batches(stream, events, None).await?;
     }
+    let t = Instant::now();
     let ctx = strata.session().await?;
     for q in workload.queries() {
         ctx.sql(q).await?.collect().await?;
     }
+    let rebuild_ms = t.elapsed().as_secs_f64() * 1e3;
     let speed_bytes = strata
         .view_status()
         .await?
@@ -766,6 +772,7 @@ async fn speed_tail(
     Ok(SpeedTail {
         tail_events: tail,
         commit_events: SPEED_COMMIT_EVENTS,
+        rebuild_ms,
         serve_one_commit: Latency::of(&serve),
         freshness: Latency::of(&fresh),
         speed_bytes,

@@ -180,6 +180,17 @@ pub fn render(r: &BenchReport) -> String {
                 String::new()
             },
         );
+        t.add_row(vec![
+            format!(
+                "speed: rebuild after a batch, {} in the tail",
+                si(s.tail_events as f64)
+            ),
+            ms(s.rebuild_ms),
+            String::new(),
+            String::new(),
+            "1".into(),
+            String::new(),
+        ]);
         let share = s.speed_bytes as f64 / s.raw_tail_bytes.max(1) as f64;
         t.add_row(vec![
             format!(
