@@ -262,7 +262,10 @@ impl Strata {
                     ctx.deregister_table(name.as_str())?;
                     ctx.register_table(
                         name.as_str(),
-                        Arc::new(FailedTable::new(view.view.schema.clone(), e.to_string())),
+                        Arc::new(FailedTable::with_message(
+                            view.view.schema.clone(),
+                            e.to_string(),
+                        )),
                     )?;
                     continue;
                 }
@@ -314,7 +317,7 @@ impl Strata {
                     plan,
                     Some(view.query.clone()),
                 )),
-                Err(e) => Arc::new(FailedTable::new(
+                Err(e) => Arc::new(FailedTable::with_message(
                     view.schema.clone(),
                     format!("view '{}': {e}", view.name),
                 )),

@@ -53,6 +53,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::batch::PartFile;
 use crate::catalog::{CompiledView, PlanKind, Serving};
+use crate::error::StrataError;
 use crate::kappa::checkpoint::read_state;
 use crate::log::{parquet_scan, Covered, Snapshot};
 use crate::operator::{merge_states, Exec};
@@ -500,17 +501,32 @@ impl ExecutionPlan for BatchPrecedenceExec {
     }
 }
 
-/// A view that cannot be served (a damaged record, a plan refused): its
-/// queries fail with the reason, and every other table keeps answering.
-#[derive(Debug)]
+/// A table that cannot be served (a damaged record, a refused plan or
+/// stream): it plans with its declared schema, its scans fail with the
+/// reason, and every other table keeps answering.
 pub struct FailedTable {
     schema: SchemaRef,
-    message: String,
+    error: Box<dyn Fn() -> StrataError + Send + Sync>,
+}
+
+impl fmt::Debug for FailedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FailedTable({})", (self.error)())
+    }
 }
 
 impl FailedTable {
-    pub fn new(schema: SchemaRef, message: String) -> Self {
-        Self { schema, message }
+    /// Scans fail with `error()`.
+    pub fn new(schema: SchemaRef, error: impl Fn() -> StrataError + Send + Sync + 'static) -> Self {
+        Self {
+            schema,
+            error: Box::new(error),
+        }
+    }
+
+    /// Scans fail with `message`.
+    pub fn with_message(schema: SchemaRef, message: String) -> Self {
+        Self::new(schema, move || StrataError::Usage(message.clone()))
     }
 }
 
@@ -531,6 +547,6 @@ impl TableProvider for FailedTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::Execution(self.message.clone()))
+        Err(DataFusionError::External(Box::new((self.error)())))
     }
 }

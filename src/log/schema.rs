@@ -23,11 +23,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
-use async_trait::async_trait;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::error::{DataFusionError, Result as DFResult};
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -40,6 +35,7 @@ use sha2::{Digest, Sha256};
 use super::{file_path, sql_type_name, CommitRecord, Snapshot, StreamLog};
 use crate::catalog::{Catalog, StreamDef};
 use crate::error::{Result, StrataError};
+use crate::serving::FailedTable;
 
 /// One column of the schema a commit's files were written with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,11 +360,8 @@ pub fn register_refused(
             continue;
         };
         let refused = |schema: SchemaRef| {
-            Arc::new(RefusedTable {
-                schema,
-                stream: name.clone(),
-                refusal: refusal.clone(),
-            })
+            let (stream, refusal) = (name.clone(), refusal.clone());
+            Arc::new(FailedTable::new(schema, move || refusal.error(&stream)))
         };
         ctx.deregister_table(name.as_str())?;
         ctx.register_table(name.as_str(), refused(def.schema.clone()))?;
@@ -380,36 +373,4 @@ pub fn register_refused(
         }
     }
     Ok(())
-}
-
-/// A table whose stream's log is refused: it plans (its schema is the
-/// declared one) but does not run.
-#[derive(Debug)]
-struct RefusedTable {
-    schema: SchemaRef,
-    stream: String,
-    refusal: Refusal,
-}
-
-#[async_trait]
-impl TableProvider for RefusedTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::External(Box::new(
-            self.refusal.error(&self.stream),
-        )))
-    }
 }
