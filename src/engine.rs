@@ -239,15 +239,7 @@ impl Strata {
         }
         let snapshots = self.snapshots().await?;
         let url = ObjectStoreUrl::parse(STORE_URL)?;
-        // Streams: their files at the head.
-        for (name, snapshot) in &snapshots {
-            let def = self.catalog.stream(name)?.clone();
-            ctx.deregister_table(name.as_str())?;
-            ctx.register_table(
-                name.as_str(),
-                Arc::new(LogTable::new(def, snapshot, url.clone())),
-            )?;
-        }
+        self.register_streams(ctx, &snapshots, &url)?;
         // Views: the batch version ⊕ the speed layer, brought up to date
         // when a query reads the view.
         for view in self.compiled_views(&[])? {
@@ -328,12 +320,14 @@ impl Strata {
         Ok(())
     }
 
-    /// Kappa mode: streams at the head; each view from the output of its
-    /// newest checkpoint (empty until the first `strata replay`).
-    async fn serve_kappa(&mut self, ctx: &SessionContext) -> Result<()> {
-        let snapshots = self.snapshots().await?;
-        let url = ObjectStoreUrl::parse(STORE_URL)?;
-        for (name, snapshot) in &snapshots {
+    /// Every stream of `snapshots` in `ctx`: its files at the head.
+    fn register_streams(
+        &self,
+        ctx: &SessionContext,
+        snapshots: &BTreeMap<String, Snapshot>,
+        url: &ObjectStoreUrl,
+    ) -> Result<()> {
+        for (name, snapshot) in snapshots {
             let def = self.catalog.stream(name)?.clone();
             ctx.deregister_table(name.as_str())?;
             ctx.register_table(
@@ -341,6 +335,15 @@ impl Strata {
                 Arc::new(LogTable::new(def, snapshot, url.clone())),
             )?;
         }
+        Ok(())
+    }
+
+    /// Kappa mode: streams at the head; each view from the output of its
+    /// newest checkpoint (empty until the first `strata replay`).
+    async fn serve_kappa(&mut self, ctx: &SessionContext) -> Result<()> {
+        let snapshots = self.snapshots().await?;
+        let url = ObjectStoreUrl::parse(STORE_URL)?;
+        self.register_streams(ctx, &snapshots, &url)?;
         for view in self.compiled_views(&[])? {
             let files = kappa::checkpoint::latest_checkpoint(&self.store, &view.view, None, None)
                 .await?
