@@ -423,8 +423,9 @@ pub async fn run_batch(
         match versions.create(version, &record).await? {
             Created::Created => break,
             // A retried create can find our own record (its response was
-            // lost): our files are named only by our record.
-            Created::Exists(Some(r)) if r.files == record.files => break,
+            // lost): the whole record, attempt-named files included, is ours
+            // only.
+            Created::Exists(Some(r)) if r == record => break,
             Created::Exists(_) => version += 1,
         }
     }

@@ -137,13 +137,15 @@ impl ViewTable {
         let view = &self.view.view;
         // Output column → stored column, for the columns a filter may use.
         let renames: Vec<(String, String)> = match &self.view.kind {
-            PlanKind::Grouped(g) if g.key_filters_commute && view.key.len() == g.group_columns => {
-                view.key
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| (k.clone(), stored.field(i).name().clone()))
-                    .collect()
-            }
+            // Nothing above the groups can depend on which groups exist
+            // but a row-by-row plan (the compiler refuses LIMIT and
+            // windows there), so a key filter commutes with it.
+            PlanKind::Grouped(g) if view.key.len() == g.group_columns => view
+                .key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), stored.field(i).name().clone()))
+                .collect(),
             PlanKind::Grouped(_) => Vec::new(),
             PlanKind::Rows { .. } if view.key.is_empty() => stored
                 .fields()

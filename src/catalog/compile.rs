@@ -156,12 +156,6 @@ pub struct GroupedPlan {
     pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
     /// Schema of the groups: group columns, then each aggregate's result.
     pub final_schema: SchemaRef,
-    /// The groups as stored in a batch version (today: `final_schema`).
-    pub stored_schema: SchemaRef,
-    /// Whether a filter on key columns gives the same rows applied to the
-    /// groups (before `post`) as to the rows: `post` holds no window, limit
-    /// or aggregate over the groups.
-    pub key_filters_commute: bool,
     /// The view's plan with the final aggregate in it (replaced by the
     /// merged groups at evaluation).
     pub post: Arc<dyn ExecutionPlan>,
@@ -187,7 +181,7 @@ impl CompiledView {
     /// view, the rows of a row view.
     pub fn stored_schema(&self) -> SchemaRef {
         match &self.kind {
-            PlanKind::Grouped(g) => g.stored_schema.clone(),
+            PlanKind::Grouped(g) => g.final_schema.clone(),
             PlanKind::Rows { plan } => plan.schema(),
         }
     }
@@ -461,10 +455,9 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
     let group_columns = p.group_expr().expr().len();
     let key = output_key(&plan, &top, group_columns);
     let view = with_output(view, &plan, Some(key), &reads)?;
+    // Groups are stored under the aggregate's own column names: the plan
+    // above it checks them.
     let final_schema = top.schema();
-    // Stored under the aggregate's own column names: the plan above it
-    // checks them.
-    let stored_schema = final_schema.clone();
     let above = replace_node(&plan, &top, Arc::new(EmptyExec::new(top.schema())))?;
     // LIMIT or a window over the groups depends on their order, which
     // differs between a batch (sorted) and a stream of commits (arrival):
@@ -474,7 +467,6 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
             "{op} over the groups depends on the order they arrive in, which differs between the batch and the speed layer: compute it in a plain CREATE VIEW over this view"
         )));
     }
-    let key_filters_commute = true;
     Ok(CompiledView {
         fingerprint: fingerprint(&reads, &partial.schema()),
         view,
@@ -482,8 +474,6 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
             group_columns,
             aggregates: p.aggr_expr().to_vec(),
             final_schema,
-            stored_schema,
-            key_filters_commute,
             partial,
             post: plan,
             top,

@@ -148,11 +148,7 @@ impl Operator {
         match (&self.view.kind, &mut self.state) {
             (PlanKind::Grouped(g), OperatorState::Grouped(state)) => {
                 let snapshot = state.snapshot()?;
-                let groups = GroupedState::evaluate(g, &snapshot)?;
-                Ok(vec![RecordBatch::try_new(
-                    g.stored_schema.clone(),
-                    groups.columns().to_vec(),
-                )?])
+                Ok(vec![GroupedState::evaluate(g, &snapshot)?])
             }
             (_, OperatorState::Rows(rows)) => Ok(rows.clone()),
             _ => unreachable!("the state is made for the plan's kind"),
@@ -239,25 +235,19 @@ pub async fn run_post(
     g: &GroupedPlan,
     groups: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
-    // Groups come named as evaluated or as stored: the columns are the same.
+    // Groups read back from a version's Parquet carry its field metadata:
+    // take the columns under the aggregate's own schema.
     let groups = groups
         .into_iter()
-        .map(|b| RecordBatch::try_new(g.stored_schema.clone(), b.columns().to_vec()))
+        .map(|b| RecordBatch::try_new(g.final_schema.clone(), b.columns().to_vec()))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let source = MemorySourceConfig::try_new_exec(&[groups], g.stored_schema.clone(), None)?;
+    let source = MemorySourceConfig::try_new_exec(&[groups], g.final_schema.clone(), None)?;
     Ok(collect(g.post_over(source)?, exec.task.clone()).await?)
 }
 
 /// The groups (stored layout) of `states`, partial state rows of `g`
 /// merged per group key: batch state ⊕ speed state.
 pub fn merge_states(g: &GroupedPlan, states: &[RecordBatch]) -> Result<RecordBatch> {
-    let mut merged = GroupedState::new(g)?;
-    for s in states {
-        merged.merge(s)?;
-    }
-    let groups = GroupedState::evaluate(g, &merged.snapshot()?)?;
-    Ok(RecordBatch::try_new(
-        g.stored_schema.clone(),
-        groups.columns().to_vec(),
-    )?)
+    let all = arrow::compute::concat_batches(&g.state_schema(), states)?;
+    GroupedState::evaluate(g, &all)
 }

@@ -36,23 +36,33 @@ fn orders() -> StreamDef {
     catalog.stream("orders").unwrap().clone()
 }
 
-/// Decode `bytes` as `format`; check what every outcome must satisfy.
-fn decode(format: InputFormat, name: &str, bytes: Vec<u8>) -> Result<(), TestCaseError> {
-    let stream = orders();
-    let input = InputSource::remote(name, bytes::Bytes::from(bytes), Some(format)).unwrap();
-    let mut batches: Vec<RecordBatch> = Vec::new();
-    let got = read_input(
+/// Decode `bytes` (named `name`) as `format` into `stream`'s batches.
+fn read_all(
+    stream: &StreamDef,
+    format: InputFormat,
+    name: &str,
+    bytes: Vec<u8>,
+) -> strata::Result<(u64, Vec<RecordBatch>)> {
+    let input = InputSource::remote(name, bytes::Bytes::from(bytes), Some(format))?;
+    let mut batches = Vec::new();
+    let rows = read_input(
         &input,
-        &stream,
+        stream,
         ReadOptions::default(),
         &mut |b| {
             batches.push(b);
             Ok(())
         },
         &|_| {},
-    );
-    match got {
-        Ok(rows) => {
+    )?;
+    Ok((rows, batches))
+}
+
+/// Decode `bytes` as `format`; check what every outcome must satisfy.
+fn decode(format: InputFormat, name: &str, bytes: Vec<u8>) -> Result<(), TestCaseError> {
+    let stream = orders();
+    match read_all(&stream, format, name, bytes) {
+        Ok((rows, batches)) => {
             let n: usize = batches.iter().map(|b| b.num_rows()).sum();
             prop_assert_eq!(rows as usize, n);
             for b in &batches {
@@ -105,24 +115,7 @@ fn valid_parquet() -> Vec<u8> {
             .map(|i| format!("{i},2026-11-01T0{}:00:00Z,US,p{i},1,{i}.50\n", i % 10))
             .collect::<String>()
     );
-    let input = InputSource::remote(
-        "seed.csv",
-        bytes::Bytes::from(csv.into_bytes()),
-        Some(InputFormat::Csv),
-    )
-    .unwrap();
-    let mut batches = Vec::new();
-    read_input(
-        &input,
-        &stream,
-        ReadOptions::default(),
-        &mut |b| {
-            batches.push(b);
-            Ok(())
-        },
-        &|_| {},
-    )
-    .unwrap();
+    let (_, batches) = read_all(&stream, InputFormat::Csv, "seed.csv", csv.into_bytes()).unwrap();
     let mut out = Vec::new();
     let mut w =
         parquet::arrow::ArrowWriter::try_new(&mut out, stream.schema.clone(), None).unwrap();
