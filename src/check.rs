@@ -37,7 +37,7 @@ use crate::catalog::StreamDef;
 use crate::cli::human_bytes;
 use crate::error::{Result, StrataError};
 use crate::log::schema::check_commit;
-use crate::log::{file_path, CommitRecord, StreamLog};
+use crate::log::{file_path, CommitRecord, LogState, StreamLog};
 use crate::Strata;
 
 /// What `check_store` does besides checking.
@@ -73,6 +73,7 @@ pub struct CheckReport {
     pub commits: usize,
     pub versions: usize,
     pub checkpoints: usize,
+    pub log_checkpoints: usize,
     /// Distinct files named by the records, and their bytes.
     pub files: usize,
     pub bytes: u64,
@@ -111,8 +112,9 @@ impl fmt::Display for CheckReport {
         let orphan_bytes: u64 = self.orphans.iter().map(|o| o.bytes).sum();
         write!(
             f,
-            "check: {}, {}, {}; {} ({}) verified; {}, {} ({})",
+            "check: {}, {}, {}, {}; {} ({}) verified; {}, {} ({})",
             plural(self.commits, "commit"),
+            plural(self.log_checkpoints, "log checkpoint"),
             plural(self.versions, "batch version"),
             plural(self.checkpoints, "kappa checkpoint"),
             plural(self.files, "file"),
@@ -136,11 +138,19 @@ pub async fn check_store(strata: &Strata, opts: &CheckOptions) -> Result<CheckRe
     let mut files: BTreeMap<Path, ObjectMeta> = BTreeMap::new();
     let mut records: BTreeMap<(Kind, String), Vec<u64>> = BTreeMap::new();
     let mut pinned_views = BTreeSet::new();
+    let mut log_checkpoints: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for kind in [Kind::Log, Kind::Batch, Kind::Kappa] {
         let mut listing = store.list(Some(&Path::from(kind.root())));
         while let Some(meta) = listing.try_next().await? {
             match kind.record(&meta.location) {
                 Some((owner, n)) => records.entry((kind, owner)).or_default().push(n),
+                None if kind == Kind::Log => match log_checkpoint(&meta.location) {
+                    Some((stream, Some(n))) => log_checkpoints.entry(stream).or_default().push(n),
+                    Some((_, None)) => {} // the pointer: a hint, not a file
+                    None => {
+                        files.insert(meta.location.clone(), meta);
+                    }
+                },
                 None => {
                     if let Some(view) = pinned_view(&meta.location) {
                         pinned_views.insert(view);
@@ -163,7 +173,9 @@ pub async fn check_store(strata: &Strata, opts: &CheckOptions) -> Result<CheckRe
         match kind {
             Kind::Log => {
                 let def = strata.catalog.streams.get(&owner);
-                c.stream(&owner, &numbers, def).await?
+                let mut checkpoints = log_checkpoints.remove(&owner).unwrap_or_default();
+                checkpoints.sort_unstable();
+                c.stream(&owner, &numbers, &checkpoints, def).await?
             }
             Kind::Batch => c.versions(&owner, &numbers).await?,
             Kind::Kappa => c.checkpoints(&owner, &numbers).await?,
@@ -264,6 +276,23 @@ impl Kind {
     }
 }
 
+/// A log checkpoint `log/<stream>/_checkpoints/<N>.json` (stream and
+/// `Some(N)`) or its pointer `_last.json` (`None`).
+fn log_checkpoint(path: &Path) -> Option<(String, Option<u64>)> {
+    let parts: Vec<_> = path.parts().collect();
+    let [root, stream, dir, name] = parts.as_slice() else {
+        return None;
+    };
+    if root.as_ref() != "log" || dir.as_ref() != "_checkpoints" {
+        return None;
+    }
+    if name.as_ref() == "_last.json" {
+        return Some((stream.as_ref().to_string(), None));
+    }
+    let n = name.as_ref().strip_suffix(".json")?.parse::<u64>().ok()?;
+    (name.as_ref() == format!("{n:020}.json")).then(|| (stream.as_ref().to_string(), Some(n)))
+}
+
 /// The view of a Kappa pin, `kappa/<view>/_pins/<name>.json`.
 fn pinned_view(path: &Path) -> Option<String> {
     let parts: Vec<_> = path.parts().collect();
@@ -344,6 +373,7 @@ impl Checker {
         &mut self,
         stream: &str,
         numbers: &[u64],
+        log_checkpoints: &[u64],
         def: Option<&StreamDef>,
     ) -> Result<()> {
         let missing = missing(numbers);
@@ -357,16 +387,31 @@ impl Checker {
             ));
         }
         let log = StreamLog::new(self.store.clone(), stream);
+        let mut commits = Vec::with_capacity(numbers.len());
         for (n, read) in read_all(numbers, |n| log.read_commit(n)).await {
             // Commits are never removed: one listed but gone is damage.
             let gone = format!("commit {n} of {stream} was listed but cannot be read");
-            let Some(record) = self.take(read, Some(gone))? else {
-                continue;
-            };
+            if let Some(record) = self.take(read, Some(gone))? {
+                commits.push(record);
+            }
+        }
+        // Files compactions superseded: `strata vacuum` may have removed them.
+        let superseded: BTreeSet<String> = commits
+            .iter()
+            .filter_map(|c| c.compacts.as_ref())
+            .flat_map(|c| c.supersedes.iter().flat_map(|s| &s.files))
+            .map(|f| f.path.clone())
+            .collect();
+        for record in &commits {
+            let n = record.commit;
             self.report.commits += 1;
             let by = format!("commit {n} of {stream}");
             for f in &record.files {
                 let path = file_path(stream, f);
+                if superseded.contains(&f.path) && !self.files.contains_key(&path) {
+                    self.named.insert(path);
+                    continue; // vacuumed
+                }
                 if self.present(&path, f.bytes, &by) {
                     self.jobs.push(ChecksumJob {
                         what: format!("{path} named by {by}"),
@@ -376,7 +421,51 @@ impl Checker {
                 }
             }
             if let Some(def) = def {
-                self.schema(def, &record).await;
+                self.schema(def, record).await;
+            }
+        }
+        self.log_checkpoints(stream, &commits, log_checkpoints)
+            .await
+    }
+
+    /// Each log checkpoint equals the state its commits make: rebuilt by
+    /// applying the commit records in order, as every reader does.
+    async fn log_checkpoints(
+        &mut self,
+        stream: &str,
+        commits: &[CommitRecord],
+        numbers: &[u64],
+    ) -> Result<()> {
+        let records = crate::log::checkpoint::log_checkpoints(&self.store, stream);
+        let mut state = LogState::default();
+        let mut applied = commits.iter();
+        for &n in numbers {
+            let by = format!("log checkpoint {n} of {stream}");
+            let Some(checkpoint) = self.take(records.read(n).await, None)? else {
+                continue;
+            };
+            self.report.log_checkpoints += 1;
+            while state.next <= n {
+                match applied.next() {
+                    Some(record) if record.commit == state.next => {
+                        if let Err(e) = state.apply(stream, record) {
+                            self.problem(format!("{by}: cannot rebuild it: {e}"));
+                            return Ok(());
+                        }
+                    }
+                    _ => {
+                        self.problem(format!(
+                            "{by}: commit {} is not there to rebuild it",
+                            state.next
+                        ));
+                        return Ok(());
+                    }
+                }
+            }
+            if state.checkpoint(stream).as_ref() != Some(&checkpoint) {
+                self.problem(format!(
+                    "{by} does not match commits 0..={n}: a reader opening the log from it would see another log"
+                ));
             }
         }
         Ok(())

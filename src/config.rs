@@ -45,6 +45,9 @@ pub struct ConfigFile {
     /// Most bytes of events the speed layer holds in memory per stream.
     #[serde(default = "default_speed_max_bytes")]
     pub speed_max_bytes: u64,
+    /// Log settings: checkpoints, compaction, small appends.
+    #[serde(default)]
+    pub log: LogConfig,
     /// Kappa replay settings.
     #[serde(default)]
     pub kappa: KappaConfig,
@@ -133,6 +136,35 @@ impl S3Config {
     }
 }
 
+/// The `[log]` table of `strata.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A writer checkpoints a stream's log (its live files, idempotency
+    /// keys and schema history) once this many commits have landed since
+    /// the last log checkpoint (0: never). Opening a log reads the newest
+    /// checkpoint and the commits after it.
+    pub checkpoint_interval: u64,
+    /// `strata compact` rewrites files smaller than this into files of
+    /// about this size, per event-time partition.
+    pub target_file_bytes: u64,
+    /// An append of at most this many rows (and at most 32 MiB of decoded
+    /// data) writes one file, in the partition directory of its earliest
+    /// event time, instead of one per event-time partition it touches (0:
+    /// always partition). Its recorded min/max event time stay exact.
+    pub small_append_rows: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: 100,
+            target_file_bytes: 64 << 20,
+            small_append_rows: 100_000,
+        }
+    }
+}
+
 /// The `[kappa]` table of `strata.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -186,6 +218,7 @@ impl Default for ConfigFile {
             mode: Mode::default(),
             retain_versions: default_retain_versions(),
             speed_max_bytes: default_speed_max_bytes(),
+            log: LogConfig::default(),
             kappa: KappaConfig::default(),
             s3: S3Config::default(),
         }
@@ -202,6 +235,7 @@ pub struct Config {
     pub mode: Mode,
     pub retain_versions: usize,
     pub speed_max_bytes: u64,
+    pub log: LogConfig,
     pub kappa: KappaConfig,
     pub s3: S3Config,
 }
@@ -265,6 +299,7 @@ impl Config {
             mode: file.mode,
             retain_versions: file.retain_versions.max(1),
             speed_max_bytes: file.speed_max_bytes,
+            log: file.log,
             kappa: KappaConfig {
                 retain_checkpoints: file.kappa.retain_checkpoints.max(1),
                 poll_ms: file.kappa.poll_ms.max(10),

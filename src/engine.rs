@@ -20,6 +20,7 @@ use crate::error::StrataError;
 use crate::guard::{SqlGuard, SqlPolicy};
 use crate::kappa::verify::VerifyReport;
 use crate::kappa::{self, ReplayEvent, ReplayOptions, ReplayReport};
+use crate::log::compact::{Compacted, Vacuumed};
 use crate::log::{
     append_batches, append_inputs, AppendOutcome, AppendRequest, LogTable, Snapshot, StreamLog,
 };
@@ -65,7 +66,8 @@ impl Strata {
             .streams
             .iter()
             .map(|(name, def)| {
-                let mut log = StreamLog::new(store.clone(), name.clone());
+                let mut log = StreamLog::new(store.clone(), name.clone())
+                    .with_checkpoint_interval(config.log.checkpoint_interval);
                 log.declare(def);
                 (name.clone(), log)
             })
@@ -89,6 +91,91 @@ impl Strata {
         &mut self.speed
     }
 
+    /// The newest log checkpoint of `stream` read or written so far.
+    pub fn log_checkpoint(&self, stream: &str) -> Option<u64> {
+        self.logs.get(stream).and_then(StreamLog::checkpointed)
+    }
+
+    /// The streams named (all of them when `streams` is empty).
+    fn stream_names(&self, streams: &[String]) -> Result<Vec<String>> {
+        if streams.is_empty() {
+            return Ok(self.catalog.streams.keys().cloned().collect());
+        }
+        streams
+            .iter()
+            .map(|s| Ok(self.catalog.stream(s)?.name.clone()))
+            .collect()
+    }
+
+    /// Compact the small files of `streams` (all when empty): see
+    /// [`crate::log::compact`].
+    pub async fn compact(
+        &mut self,
+        streams: &[String],
+        progress: &(dyn Fn(&Compacted) + Send + Sync),
+    ) -> Result<Vec<Compacted>> {
+        let target = self.config.log.target_file_bytes;
+        let mut out = Vec::new();
+        for name in self.stream_names(streams)? {
+            let (def, log) = self.log_mut(&name)?;
+            let def = def.clone();
+            out.extend(crate::log::compact::compact(log, &def, target, progress).await?);
+        }
+        Ok(out)
+    }
+
+    /// Write a log checkpoint of each of `streams` (all when empty) at its
+    /// head: the stream and the commit, `None` for an empty log.
+    pub async fn checkpoint_logs(
+        &mut self,
+        streams: &[String],
+    ) -> Result<Vec<(String, Option<u64>)>> {
+        let mut out = Vec::new();
+        for name in self.stream_names(streams)? {
+            let log = self.log_mut(&name)?.1;
+            log.refresh().await?;
+            out.push((name, log.write_checkpoint().await?));
+        }
+        Ok(out)
+    }
+
+    /// Remove superseded files of `streams` (all when empty) that nothing
+    /// retained reads: see [`crate::log::compact::vacuum`]. The positions
+    /// kept are those of every batch version and Kappa checkpoint of the
+    /// stream's views.
+    pub async fn vacuum(
+        &mut self,
+        streams: &[String],
+        older_than: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<Vec<Vacuumed>> {
+        let mut out = Vec::new();
+        for name in self.stream_names(streams)? {
+            let mut positions = std::collections::BTreeSet::new();
+            let views: Vec<String> = self
+                .catalog
+                .views
+                .iter()
+                .filter(|v| v.stream == name)
+                .map(|v| v.name.clone())
+                .collect();
+            for view in &views {
+                let versions = crate::batch::version_records(&self.store, view);
+                for n in versions.list().await? {
+                    if let Some(v) = versions.read(n).await? {
+                        positions.insert(v.covered().count());
+                    }
+                }
+                let (_, checkpoints) =
+                    crate::kappa::checkpoint::read_checkpoints(&self.store, view).await?;
+                positions.extend(checkpoints.iter().map(|c| c.commits));
+            }
+            let log = self.log_mut(&name)?.1;
+            out.push(crate::log::compact::vacuum(log, &positions, older_than, dry_run).await?);
+        }
+        Ok(out)
+    }
+
     fn log_mut(&mut self, stream: &str) -> Result<(&crate::catalog::StreamDef, &mut StreamLog)> {
         let def = self.catalog.stream(stream)?;
         let log = self
@@ -105,8 +192,9 @@ impl Strata {
         req: AppendRequest,
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<AppendOutcome> {
+        let small = self.config.log.small_append_rows;
         let (def, log) = self.log_mut(stream)?;
-        append_inputs(log, def, req, progress).await
+        append_inputs(log, def, req, small, progress).await
     }
 
     /// Append in-memory rows to `stream` as one commit.
@@ -116,8 +204,9 @@ impl Strata {
         batches: Vec<RecordBatch>,
         idempotency_key: Option<String>,
     ) -> Result<AppendOutcome> {
+        let small = self.config.log.small_append_rows;
         let (def, log) = self.log_mut(stream)?;
-        append_batches(log, def, batches, idempotency_key).await
+        append_batches(log, def, batches, idempotency_key, small).await
     }
 
     /// The head snapshot of every stream, re-read from the store. A
@@ -175,7 +264,8 @@ impl Strata {
     }
 
     /// An input to ingest: a local path, `-` (stdin), or `s3://BUCKET/KEY`
-    /// (read with the project's `[s3]` settings).
+    /// (read with the project's `[s3]` settings, in ranges as it is
+    /// decoded: never whole in memory).
     pub async fn input(&self, arg: &str, format: Option<InputFormat>) -> Result<InputSource> {
         let Some(rest) = arg.strip_prefix("s3://") else {
             return InputSource::new(arg, format);
@@ -186,18 +276,16 @@ impl Strata {
             .ok_or_else(|| StrataError::input(arg, "expected s3://BUCKET/KEY"))?;
         use object_store::ObjectStoreExt;
         let store = self.config.s3.store(bucket)?;
-        let bytes = store
-            .get(&object_store::path::Path::from(key))
+        let meta = store
+            .head(&object_store::path::Path::from(key))
             .await
             .map_err(|e| {
                 StrataError::input(
                     arg,
                     store::store_error(&format!("s3://{bucket}"), &self.config.s3, e).to_string(),
                 )
-            })?
-            .bytes()
-            .await?;
-        InputSource::remote(arg, bytes, format)
+            })?;
+        InputSource::object(arg, store, meta, format)
     }
 
     /// Check the store before use (see [`store::check`]).
@@ -367,7 +455,8 @@ impl Strata {
             if !self.logs.contains_key(name) {
                 self.logs.insert(
                     name.clone(),
-                    StreamLog::new(self.store.clone(), name.clone()),
+                    StreamLog::new(self.store.clone(), name.clone())
+                        .with_checkpoint_interval(self.config.log.checkpoint_interval),
                 );
             }
             if let Some(log) = self.logs.get_mut(name) {

@@ -76,6 +76,14 @@ pub enum StrataError {
     #[error("stream '{stream}': gave up after {attempts} commit attempts lost to other writers")]
     CommitContention { stream: String, attempts: u32 },
 
+    /// Another compaction rewrote part of the range first.
+    #[error("stream '{stream}': commits {first}..={last} were compacted by another writer first; nothing was changed (run `strata compact` again)")]
+    CompactionConflict {
+        stream: String,
+        first: u64,
+        last: u64,
+    },
+
     /// A Kappa replay kept losing the race for its view's next checkpoint
     /// number to other replays of the view (each lost race is otherwise
     /// benign: see `kappa::checkpoint`).

@@ -58,21 +58,16 @@ impl SpeedView {
     /// is older than what the operator holds: it never goes backwards).
     pub async fn sync(&mut self, exec: &Exec, snapshot: &Snapshot, batch: Covered) -> Result<()> {
         let start = batch.count();
-        if self.op.is_none()
-            || self.batch != batch
-            || self.next < start
-            || self.next as usize > snapshot.commits().len()
-        {
+        let head = snapshot.count();
+        if self.op.is_none() || self.batch != batch || self.next < start || self.next > head {
             self.op = Some(Operator::new(self.view.clone())?);
             self.batch = batch;
             self.next = start;
         }
         let op = self.op.as_mut().expect("made above");
-        let commits = snapshot.commits();
-        while (self.next as usize) < commits.len() {
-            let commit = &commits[self.next as usize];
-            op.apply(exec, &commit.files).await?;
-            self.next += 1;
+        for step in snapshot.steps_between(self.next, head).await? {
+            op.apply(exec, &step.files).await?;
+            self.next = step.commit + 1;
             let bytes = op.size() as u64;
             if bytes > self.max_bytes {
                 let err = StrataError::SpeedLayerFull {
@@ -86,6 +81,7 @@ impl SpeedView {
                 return Err(err);
             }
         }
+        self.next = self.next.max(head);
         Ok(())
     }
 

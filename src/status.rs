@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::engine::Strata;
 use crate::error::Result;
 use crate::kappa;
-use crate::log::Snapshot;
+use crate::log::{Snapshot, Step};
 use crate::operator::Exec;
 
 /// Whether a view has a batch version to serve.
@@ -78,6 +78,12 @@ pub struct StreamStatus {
     pub rows: u64,
     pub bytes: u64,
     pub files: u64,
+    /// Mean bytes per live file (0 without files).
+    pub avg_file_bytes: u64,
+    /// The newest log checkpoint (`None`: none yet).
+    pub log_checkpoint: Option<u64>,
+    /// Commits a reader opening the log reads after that checkpoint.
+    pub commits_since_checkpoint: u64,
     pub min_event_time: Option<String>,
     pub max_event_time: Option<String>,
 }
@@ -106,11 +112,11 @@ pub(crate) async fn view_status(strata: &mut Strata) -> Result<Vec<ViewStatus>> 
         let behind_commits = state.covered.behind(snapshot.head());
         let checkpoint =
             kappa::checkpoint::latest_checkpoint(strata.store(), &view, None, None).await?;
-        let max_time = |s: &Snapshot| s.commits().iter().filter_map(|c| c.max_event_time_us).max();
+        let max_time = |s: &Snapshot| s.steps().iter().filter_map(Step::max_event_time_us).max();
         let behind = match state.covered.watermark() {
             _ if behind_commits == 0 => Some(0.0),
             Some(w) => max_time(snapshot)
-                .zip(max_time(&snapshot.at(Some(w))))
+                .zip(max_time(&snapshot.at(Some(w)).await?))
                 .map(|(h, b)| (h - b) as f64 / 1e6),
             None => None,
         };
@@ -151,22 +157,27 @@ pub(crate) async fn stream_status(strata: &mut Strata) -> Result<Vec<StreamStatu
     Ok(snapshots
         .values()
         .map(|s| {
-            let commits = s.commits();
+            let steps = s.steps();
+            let files = s.files().count() as u64;
+            let checkpoint = strata.log_checkpoint(&s.stream);
             StreamStatus {
                 stream: s.stream.clone(),
-                commits: commits.len() as u64,
+                commits: s.count(),
                 head_commit: s.head(),
-                rows: commits.iter().map(|c| c.rows).sum(),
-                bytes: commits.iter().map(|c| c.bytes).sum(),
-                files: commits.iter().map(|c| c.files.len() as u64).sum(),
-                min_event_time: commits
+                rows: s.rows(),
+                bytes: s.bytes(),
+                files,
+                avg_file_bytes: s.bytes().checked_div(files).unwrap_or(0),
+                log_checkpoint: checkpoint,
+                commits_since_checkpoint: s.count() - checkpoint.map_or(0, |c| c + 1),
+                min_event_time: steps
                     .iter()
-                    .filter_map(|c| c.min_event_time_us)
+                    .filter_map(Step::min_event_time_us)
                     .min()
                     .map(iso_micros),
-                max_event_time: commits
+                max_event_time: steps
                     .iter()
-                    .filter_map(|c| c.max_event_time_us)
+                    .filter_map(Step::max_event_time_us)
                     .max()
                     .map(iso_micros),
             }

@@ -38,7 +38,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::{Result, StrataError};
 use crate::kappa::{CheckpointPolicy, ReplayEvent, ReplayOptions, ViewProcessor};
-use crate::log::{AppendRequest, InputSource};
+use crate::log::{AppendRequest, InputSource, Step};
 use crate::Strata;
 pub use workload::Workload;
 
@@ -629,9 +629,9 @@ pub async fn run(opts: &BenchOptions, progress: &(dyn Fn(&str) + Sync)) -> Resul
     let commit_rows: Vec<u64> = strata
         .snapshot(stream)
         .await?
-        .commits()
+        .steps()
         .iter()
-        .map(|c| c.rows)
+        .map(Step::rows)
         .collect();
     let replay_events: u64 = commit_rows.iter().sum();
     let mut replay_s = Vec::new();
@@ -810,13 +810,7 @@ async fn merge_serving(
     for _ in 0..runs * 20 {
         batch_only.push(timed(ctx.clone(), on(view)).await?);
     }
-    let history: u64 = strata
-        .snapshot(workload.stream())
-        .await?
-        .commits()
-        .iter()
-        .map(|c| c.rows)
-        .sum();
+    let history: u64 = strata.snapshot(workload.stream()).await?.rows();
     let speed_events = (history / 100).max(1);
     let fresh = workload.fresh(&strata.catalog, speed_events, 0)?;
     strata
@@ -857,7 +851,7 @@ async fn incremental_cost(strata: &mut Strata, at: u64, runs: usize) -> Result<I
         .map(|v| v.view.stream.clone())
         .unwrap_or_default();
     let snapshot = strata.snapshot(&stream).await?;
-    let commit = &snapshot.commits()[at as usize];
+    let commit = snapshot.steps_between(at, at + 1).await?;
     let mut times = Vec::new();
     for _ in 0..runs {
         let mut total = Duration::ZERO;
@@ -870,18 +864,22 @@ async fn incremental_cost(strata: &mut Strata, at: u64, runs: usize) -> Result<I
                 )));
             }
             let t = Instant::now();
-            p.apply(&ctx, commit).await?;
+            for step in &commit {
+                p.apply(&ctx, step).await?;
+            }
             total += t.elapsed();
         }
         times.push(total.as_secs_f64() * 1e3);
     }
     Ok(Incremental {
         history_commits: at,
-        history_events: snapshot.commits()[..at as usize]
+        history_events: snapshot
+            .steps_between(0, at)
+            .await?
             .iter()
-            .map(|c| c.rows)
+            .map(Step::rows)
             .sum(),
-        commit_events: commit.rows,
+        commit_events: commit.iter().map(Step::rows).sum(),
         ms: Stat::of(&times),
     })
 }

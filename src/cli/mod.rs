@@ -124,6 +124,29 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Compact small log files: rewrite each run of small commits into larger files per event-time partition, as one commit that names what it supersedes. Every snapshot reads the same rows; superseded files stay until `strata vacuum`.
+    Compact {
+        /// Streams to compact (default: every stream).
+        streams: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Remove log files that compactions superseded, once nothing retained reads them: the compaction is older than --older-than, and no batch version or Kappa checkpoint sits inside the compacted range.
+    Vacuum {
+        /// Streams to vacuum (default: every stream).
+        streams: Vec<String>,
+        /// Keep files superseded more recently than this (e.g. 0s, 15m, 1h, 7d): a query or batch that pinned its snapshot before the compaction still reads them.
+        #[arg(long, value_parser = crate::check::parse_duration)]
+        older_than: std::time::Duration,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write a log checkpoint of each stream at its head now (writers also write one every [log] checkpoint_interval commits).
+    CheckpointLog {
+        /// Streams (default: every stream).
+        streams: Vec<String>,
+    },
     /// Run the whole cycle on the sample in data/ and sql/.
     Demo,
     /// Interactive SQL shell (or run SQL from -c, -f or stdin).
@@ -310,6 +333,35 @@ pub async fn run(cli: Cli) -> Result<()> {
                     print!("{report}");
                     report.verdict(strict)
                 }
+                Command::Compact { streams, format } => {
+                    compact(&mut strata, &streams, format).await
+                }
+                Command::Vacuum {
+                    streams,
+                    older_than,
+                    dry_run,
+                } => {
+                    for v in strata.vacuum(&streams, older_than, dry_run).await? {
+                        let verb = if dry_run { "would remove" } else { "removed" };
+                        println!(
+                            "{}: {verb} {} superseded files ({}); kept {} still read or too recent",
+                            v.stream,
+                            v.files,
+                            human_bytes(v.bytes),
+                            v.kept
+                        );
+                    }
+                    Ok(())
+                }
+                Command::CheckpointLog { streams } => {
+                    for (stream, at) in strata.checkpoint_logs(&streams).await? {
+                        match at {
+                            Some(c) => println!("{stream}: log checkpoint at commit {c}"),
+                            None => println!("{stream}: empty log, no checkpoint"),
+                        }
+                    }
+                    Ok(())
+                }
                 Command::Demo => demo::run(&mut strata).await,
                 Command::Shell {
                     command,
@@ -484,6 +536,40 @@ pub async fn batch(
 }
 
 /// `strata status`: streams, then views.
+/// `strata compact`: one line per compaction as it lands, then a table.
+async fn compact(strata: &mut Strata, streams: &[String], format: OutputFormat) -> Result<()> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_message("compacting");
+    let report = |c: &crate::log::compact::Compacted| {
+        bar.println(format!(
+            "{}: commits {}..={} compacted as commit {}: {} files ({}) -> {} ({})",
+            c.stream,
+            c.first,
+            c.last,
+            c.commit,
+            c.files_before,
+            human_bytes(c.bytes_before),
+            c.files_after,
+            human_bytes(c.bytes_after)
+        ))
+    };
+    let done = strata.compact(streams, &report).await?;
+    bar.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    if format == OutputFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &done)?;
+        use std::io::Write;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if done.is_empty() {
+        use std::io::Write;
+        writeln!(out, "nothing to compact")?;
+    }
+    Ok(())
+}
+
 pub async fn status(strata: &mut Strata, format: OutputFormat) -> Result<()> {
     let streams = strata.status().await?;
     let views = strata.view_status().await?;
@@ -570,6 +656,9 @@ fn status_batch(rows: &[StreamStatus]) -> Result<RecordBatch> {
         Field::new("rows", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
         Field::new("files", DataType::UInt64, false),
+        Field::new("avg_file", DataType::Utf8, false),
+        Field::new("log_checkpoint", DataType::UInt64, true),
+        Field::new("since_checkpoint", DataType::UInt64, false),
         Field::new("min_event_time", DataType::Utf8, true),
         Field::new("max_event_time", DataType::Utf8, true),
     ]));
@@ -586,6 +675,15 @@ fn status_batch(rows: &[StreamStatus]) -> Result<RecordBatch> {
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.rows))),
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.bytes))),
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.files))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| human_bytes(r.avg_file_bytes)),
+            )),
+            Arc::new(UInt64Array::from_iter(
+                rows.iter().map(|r| r.log_checkpoint),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                rows.iter().map(|r| r.commits_since_checkpoint),
+            )),
             Arc::new(StringArray::from_iter(
                 rows.iter().map(|r| r.min_event_time.as_deref()),
             )),

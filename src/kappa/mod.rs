@@ -47,7 +47,7 @@ use crate::batch::{canonical_order, PartFile, PartWriter};
 use crate::catalog::ViewDef;
 use crate::catalog::{CompiledView, PlanKind};
 use crate::error::{Result, StrataError};
-use crate::log::CommitRecord;
+use crate::log::Step;
 use crate::operator::state::GroupedState;
 use crate::operator::{run_on_files, run_post, Exec};
 use checkpoint::{
@@ -218,37 +218,46 @@ impl ViewProcessor {
         self.since_checkpoint > 0
     }
 
-    /// Process the next commit (it must be commit number `self.commits`).
-    pub async fn apply(&mut self, ctx: &SessionContext, commit: &CommitRecord) -> Result<()> {
-        if commit.commit != self.commits {
+    /// Process the next step of the log: the rows of commits
+    /// `step.first..=step.commit`, where `step.first` is the next commit to
+    /// process or later (the commits between hold no rows).
+    pub async fn apply(&mut self, ctx: &SessionContext, step: &Step) -> Result<()> {
+        if step.first < self.commits {
             return Err(StrataError::Kappa(format!(
-                "view '{}': replay expected commit {} and got {}",
-                self.plan.view.name, self.commits, commit.commit
+                "view '{}': replay at commit {} was given commits {}..={} again",
+                self.plan.view.name, self.commits, step.first, step.commit
             )));
         }
         let stream = &self.plan.view.stream;
         match &self.plan.kind {
             PlanKind::Rows { plan } => {
-                let rows = run_on_files(&Exec::of(ctx), plan, stream, &commit.files).await?;
+                let rows = run_on_files(&Exec::of(ctx), plan, stream, &step.files).await?;
                 self.pending.extend(
                     rows.into_iter()
                         .filter(|b| b.num_rows() > 0)
-                        .map(|b| (commit.commit, b)),
+                        .map(|b| (step.commit, b)),
                 );
             }
             PlanKind::Grouped(g) => {
-                let partial =
-                    run_on_files(&Exec::of(ctx), &g.partial, stream, &commit.files).await?;
+                let partial = run_on_files(&Exec::of(ctx), &g.partial, stream, &step.files).await?;
                 let state = self.state.as_mut().expect("grouped views have state");
                 for b in &partial {
                     state.merge(b)?;
                 }
             }
         }
-        self.commits += 1;
-        self.events += commit.rows;
-        self.since_checkpoint += 1;
+        self.events += step.rows();
+        self.reach(step.commit + 1);
         Ok(())
+    }
+
+    /// Move past commits without rows up to `commits` (a count): the
+    /// position a checkpoint then records.
+    pub fn reach(&mut self, commits: u64) {
+        if commits > self.commits {
+            self.since_checkpoint += commits - self.commits;
+            self.commits = commits;
+        }
     }
 
     /// Whether `policy` asks for a checkpoint now.

@@ -11,6 +11,7 @@ use super::checkpoint::CheckpointRecord;
 use super::{CheckpointPolicy, ViewProcessor};
 use crate::engine::Strata;
 use crate::error::Result;
+use crate::log::Step;
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -112,29 +113,31 @@ pub async fn run(
             strata.pinned(&snapshots, &p.view().stream)?; // its log refused?
         }
         let end = |p: &ViewProcessor| {
-            let head = snapshots[&p.view().stream].commits().len() as u64;
+            let head = snapshots[&p.view().stream].count();
             opts.until_commits.map_or(head, |u| u.min(head))
         };
+        let mut todo = Vec::with_capacity(procs.len());
         let (mut commits, mut events) = (0, 0);
         for p in &procs {
-            let todo = &snapshots[&p.view().stream].commits()
-                [(p.commits.min(end(p))) as usize..end(p) as usize];
-            commits += todo.len() as u64;
-            events += todo.iter().map(|c| c.rows).sum::<u64>();
+            let steps = snapshots[&p.view().stream]
+                .steps_between(p.commits, end(p))
+                .await?;
+            commits += end(p).saturating_sub(p.commits);
+            events += steps.iter().map(Step::rows).sum::<u64>();
+            todo.push(steps);
         }
         progress(ReplayEvent::Pending { commits, events });
-        for (i, p) in procs.iter_mut().enumerate() {
-            let snapshot = &snapshots[&p.view().stream];
-            while p.commits < end(p) {
+        for (i, (p, steps)) in procs.iter_mut().zip(todo).enumerate() {
+            let end = end(p);
+            for step in &steps {
                 if opts.stopped() {
                     break 'replay;
                 }
-                let commit = &snapshot.commits()[p.commits as usize];
-                p.apply(&ctx, commit).await?;
+                p.apply(&ctx, step).await?;
                 progress(ReplayEvent::Commit {
                     view: p.view().name.clone(),
-                    commit: commit.commit,
-                    events: commit.rows,
+                    commit: step.commit,
+                    events: step.rows(),
                 });
                 if p.due(&opts.policy) {
                     let (record, pause) = p.timed_checkpoint(&ctx, &store, retain).await?;
@@ -142,6 +145,7 @@ pub async fn run(
                     progress(ReplayEvent::Checkpoint { record, pause });
                 }
             }
+            p.reach(end);
         }
         if !opts.follow {
             break;

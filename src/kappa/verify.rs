@@ -293,9 +293,10 @@ pub async fn run(
         let limit = version.covered().count();
         let snapshot = strata.pinned(&snapshots, &view.stream)?;
         let mut p = ViewProcessor::start(&store, plan, from_scratch, Some(limit)).await?;
-        for commit in &snapshot.commits()[p.commits as usize..limit as usize] {
-            p.apply(&ctx, commit).await?;
+        for step in snapshot.steps_between(p.commits, limit).await? {
+            p.apply(&ctx, &step).await?;
         }
+        p.reach(limit);
         let kappa_rows = p.output(&ctx, &store).await?;
         let batch_rows = strata.version_rows(&view.name, &version).await?;
         let cmp = compare(&view, &batch_rows, &kappa_rows, tolerance)?;

@@ -1,7 +1,11 @@
 //! One append = one atomic commit. Input is decoded on a blocking thread and
 //! handed to the writer through a bounded channel, so decoding and Parquet
-//! encoding overlap and memory stays bounded. Any error before the commit
-//! removes the files already written and leaves the log as it was.
+//! encoding overlap and memory stays bounded end to end: an input (a local
+//! file, stdin or a store object) is read as it is decoded, and files
+//! stream to the store as they are encoded. Any error before the commit —
+//! a bad row anywhere in the input included — aborts the uploads in
+//! progress, removes the files already written and leaves the log as it
+//! was: only the commit names files.
 
 use std::sync::Arc;
 
@@ -43,11 +47,13 @@ pub enum AppendOutcome {
 }
 
 /// Append the rows of `req.inputs` as one commit. `progress` receives the
-/// bytes (or Parquet rows) read as they are read.
+/// bytes (or Parquet rows) read as they are read. Appends of at most
+/// `small_append_rows` rows write one file (see `writer`).
 pub async fn append_inputs(
     log: &mut StreamLog,
     stream: &StreamDef,
     req: AppendRequest,
+    small_append_rows: u64,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Result<AppendOutcome> {
     if let Some(out) = already_committed(log, req.idempotency_key.as_deref()).await? {
@@ -70,12 +76,27 @@ pub async fn append_inputs(
         }
         Ok(rows)
     });
-    let write_result = write_all(log, stream, rx).await;
+    let mut writer = writer_for(log, stream, small_append_rows);
+    let write_result = write_all(&mut writer, rx).await;
     let read_result = match reader.await {
         Ok(r) => r,
         Err(e) => Err(StrataError::Usage(format!("input reader failed: {e}"))),
     };
-    finish_append(log, stream, req.idempotency_key, write_result, read_result).await
+    let failed = match (write_result, read_result) {
+        (Ok(()), Ok(_)) => None,
+        // One side failing closes the channel under the other: report the
+        // failure, not the closed channel.
+        (Err(write_err), Err(read_err)) => Some(if is_aborted(&read_err) {
+            write_err
+        } else {
+            read_err
+        }),
+        (Ok(()), Err(e)) | (Err(e), Ok(_)) => Some(e),
+    };
+    if let Some(e) = failed {
+        return Err(abort(writer, stream, e).await);
+    }
+    finish_append(log, stream, req.idempotency_key, writer).await
 }
 
 /// Append in-memory batches (any subset of the declared columns, values
@@ -85,35 +106,45 @@ pub async fn append_batches(
     stream: &StreamDef,
     batches: Vec<RecordBatch>,
     idempotency_key: Option<String>,
+    small_append_rows: u64,
 ) -> Result<AppendOutcome> {
     if let Some(out) = already_committed(log, idempotency_key.as_deref()).await? {
         return Ok(out);
     }
-    let (tx, rx) = mpsc::channel::<RecordBatch>(batches.len().max(1));
+    // Every row is converted before anything is written.
     let mut rows: u64 = 0;
-    let mut conform_err = None;
+    let mut conformed = Vec::with_capacity(batches.len());
     for raw in &batches {
         let first = rows;
-        match super::convert::conform(raw, stream, &|i| format!("row {}", first + i as u64 + 1)) {
-            Ok(b) => {
-                rows += b.num_rows() as u64;
-                tx.send(b).await.expect("receiver alive");
-            }
-            Err(e) => {
-                conform_err = Some(e);
-                break;
-            }
-        }
-    }
-    drop(tx);
-    if let Some(e) = conform_err {
-        return Err(e);
+        let b = super::convert::conform(raw, stream, &|i| format!("row {}", first + i as u64 + 1))?;
+        rows += b.num_rows() as u64;
+        conformed.push(b);
     }
     if rows == 0 {
         return Err(StrataError::input(stream.name.clone(), "no rows to append"));
     }
-    let write_result = write_all(log, stream, rx).await;
-    finish_append(log, stream, idempotency_key, write_result, Ok(rows)).await
+    let mut writer = writer_for(log, stream, small_append_rows);
+    for batch in &conformed {
+        if let Err(e) = writer.write(batch).await {
+            return Err(abort(writer, stream, e).await);
+        }
+    }
+    finish_append(log, stream, idempotency_key, writer).await
+}
+
+/// Give up an append after `e`: abort its uploads, remove its files.
+async fn abort(mut writer: PartitionedWriter, stream: &StreamDef, e: StrataError) -> StrataError {
+    writer.abort().await;
+    delete_files(writer.store(), &stream.name, writer.written()).await;
+    e
+}
+
+fn writer_for(log: &StreamLog, stream: &StreamDef, small_append_rows: u64) -> PartitionedWriter {
+    let limits = WriterLimits {
+        small_append_rows,
+        ..WriterLimits::default()
+    };
+    PartitionedWriter::new(log.store().clone(), stream.clone(), limits)
 }
 
 async fn already_committed(
@@ -134,47 +165,32 @@ async fn already_committed(
     Ok(None)
 }
 
-/// Files written, or the error and the files to remove.
-type WriteResult = std::result::Result<Vec<super::FileEntry>, (StrataError, Vec<super::FileEntry>)>;
-
+/// Write every batch the reader sends; stops at the first error (which
+/// closes the channel under the reader).
 async fn write_all(
-    log: &StreamLog,
-    stream: &StreamDef,
+    writer: &mut PartitionedWriter,
     mut rx: mpsc::Receiver<RecordBatch>,
-) -> WriteResult {
-    let mut writer =
-        PartitionedWriter::new(log.store().clone(), stream.clone(), WriterLimits::default());
+) -> Result<()> {
     while let Some(batch) = rx.recv().await {
-        if let Err(e) = writer.write(&batch).await {
-            return Err((e, writer.written().to_vec()));
-        }
+        writer.write(&batch).await?;
     }
-    let partial = writer.written().to_vec();
-    writer.finish().await.map_err(|e| (e, partial))
+    Ok(())
 }
 
+/// Finish the files and commit them; on any error before the commit, the
+/// files are removed and the log is as it was.
 async fn finish_append(
     log: &mut StreamLog,
     stream: &StreamDef,
     idempotency_key: Option<String>,
-    written: WriteResult,
-    read: Result<u64>,
+    writer: PartitionedWriter,
 ) -> Result<AppendOutcome> {
     let store = log.store().clone();
-    let files = match (written, read) {
-        (Ok(files), Ok(_)) => files,
-        // One side failing closes the channel under the other: report the
-        // failure, not the closed channel.
-        (Err((write_err, files)), Err(read_err)) => {
-            delete_files(&store, &stream.name, &files).await;
-            return Err(if is_aborted(&read_err) {
-                write_err
-            } else {
-                read_err
-            });
-        }
-        (Ok(files), Err(e)) | (Err((e, files)), Ok(_)) => {
-            delete_files(&store, &stream.name, &files).await;
+    let partial = writer.written().to_vec();
+    let files = match writer.finish().await {
+        Ok(files) => files,
+        Err(e) => {
+            delete_files(&store, &stream.name, &partial).await;
             return Err(e);
         }
     };
@@ -193,6 +209,7 @@ async fn finish_append(
         min_event_time_us: files.iter().map(|f| f.min_event_time_us).min(),
         max_event_time_us: files.iter().map(|f| f.max_event_time_us).max(),
         files: files.clone(),
+        compacts: None,
     };
     match log.commit(draft).await? {
         CommitOutcome::Committed(commit) => Ok(AppendOutcome::Committed {

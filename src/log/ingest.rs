@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use bytes::Bytes;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
+use parquet::arrow::arrow_reader::{ArrowReaderBuilder, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 
 use super::convert::{conform, sql_type_name};
@@ -24,6 +27,9 @@ use crate::error::{Result, StrataError};
 const BATCH_ROWS: usize = 64 * 1024;
 /// Bytes of NDJSON decoded per batch.
 const NDJSON_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of a store object fetched per ranged read (NDJSON, CSV); one range
+/// is decoded while the next is fetched.
+const RANGE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Input file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,8 +58,31 @@ pub struct InputSource {
     /// `None` reads standard input (or `remote`).
     pub path: Option<PathBuf>,
     pub format: InputFormat,
-    /// An object fetched from a store: its URL and bytes.
-    pub remote: Option<(String, bytes::Bytes)>,
+    /// Bytes in memory, or an object of a store.
+    pub remote: Option<Remote>,
+}
+
+/// An input that is neither a local file nor standard input.
+#[derive(Debug, Clone)]
+pub enum Remote {
+    /// Bytes already in memory, and the name errors give them.
+    Bytes(String, Bytes),
+    /// An object of a store, read as it is decoded.
+    Object(RemoteObject),
+}
+
+/// An object in a store to ingest: never held whole in memory. NDJSON and
+/// CSV are read in ranges of [`RANGE_BYTES`] (each pinned to the object's
+/// e-tag, so an object replaced mid-read fails the append rather than
+/// mixing versions); Parquet through the async reader, a row group at a
+/// time.
+#[derive(Debug, Clone)]
+pub struct RemoteObject {
+    /// How errors name it, e.g. `s3://bucket/key`.
+    pub url: String,
+    pub store: Arc<dyn ObjectStore>,
+    /// Its location, size and e-tag (from a `head`).
+    pub meta: ObjectMeta,
 }
 
 impl InputSource {
@@ -82,8 +111,28 @@ impl InputSource {
         })
     }
 
-    /// An object read from a store (`url` names it in errors).
-    pub fn remote(url: &str, bytes: bytes::Bytes, format: Option<InputFormat>) -> Result<Self> {
+    /// Bytes in memory (`url` names them in errors).
+    pub fn remote(url: &str, bytes: Bytes, format: Option<InputFormat>) -> Result<Self> {
+        Self::with_remote(url, Remote::Bytes(url.to_string(), bytes), format)
+    }
+
+    /// An object of a store (`url` names it in errors), read as it is
+    /// decoded: never whole in memory.
+    pub fn object(
+        url: &str,
+        store: Arc<dyn ObjectStore>,
+        meta: ObjectMeta,
+        format: Option<InputFormat>,
+    ) -> Result<Self> {
+        let object = RemoteObject {
+            url: url.to_string(),
+            store,
+            meta,
+        };
+        Self::with_remote(url, Remote::Object(object), format)
+    }
+
+    fn with_remote(url: &str, remote: Remote, format: Option<InputFormat>) -> Result<Self> {
         let format =
             match format.or_else(|| InputFormat::from_path(Path::new(url))) {
                 Some(f) => f,
@@ -95,7 +144,7 @@ impl InputSource {
         Ok(Self {
             path: None,
             format,
-            remote: Some((url.to_string(), bytes)),
+            remote: Some(remote),
         })
     }
 
@@ -103,15 +152,18 @@ impl InputSource {
     pub fn name(&self) -> String {
         match (&self.path, &self.remote) {
             (Some(p), _) => p.display().to_string(),
-            (None, Some((url, _))) => url.clone(),
+            (None, Some(Remote::Bytes(name, _))) => name.clone(),
+            (None, Some(Remote::Object(object))) => object.url.clone(),
             (None, None) => "<stdin>".to_string(),
         }
     }
 
     /// Size in bytes, when known (for progress).
     pub fn size_bytes(&self) -> Option<u64> {
-        if let Some((_, b)) = &self.remote {
-            return Some(b.len() as u64);
+        match &self.remote {
+            Some(Remote::Bytes(_, bytes)) => return Some(bytes.len() as u64),
+            Some(Remote::Object(object)) => return Some(object.meta.size),
+            None => {}
         }
         self.path
             .as_ref()
@@ -124,7 +176,10 @@ impl InputSource {
             (Some(p), _) => Ok(Box::new(File::open(p).map_err(|e| {
                 StrataError::input(p.display().to_string(), format!("cannot open: {e}"))
             })?)),
-            (None, Some((_, bytes))) => Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
+            (None, Some(Remote::Bytes(_, bytes))) => {
+                Ok(Box::new(std::io::Cursor::new(bytes.clone())))
+            }
+            (None, Some(Remote::Object(object))) => Ok(Box::new(RangeReader::new(object.clone())?)),
             (None, None) => Ok(Box::new(std::io::stdin())),
         }
     }
@@ -450,8 +505,10 @@ impl Reader<'_> {
 
 impl Reader<'_> {
     fn parquet(&mut self) -> Result<()> {
-        if let Some((_, bytes)) = &self.input.remote {
-            return self.parquet_from(bytes.clone());
+        match self.input.remote.clone() {
+            Some(Remote::Bytes(_, bytes)) => return self.parquet_from(bytes),
+            Some(Remote::Object(object)) => return self.parquet_remote(object),
+            None => {}
         }
         match &self.input.path {
             Some(p) => {
@@ -474,40 +531,75 @@ impl Reader<'_> {
         &mut self,
         source: T,
     ) -> Result<()> {
-        let (name, stream, opts) = (self.name.clone(), self.stream, self.opts);
-        let name = name.as_str();
-        let perr = |e: parquet::errors::ParquetError| {
-            StrataError::input(name, format!("not a readable Parquet file: {e}"))
-        };
+        let name = self.name.clone();
         // The Parquet decoder can panic on corrupt input (found by the
         // fuzz tests): a damaged file is rejected like any bad input.
-        let panicked =
-            || StrataError::input(name, "corrupt Parquet data: the decoder could not read it");
         let builder = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             ParquetRecordBatchReaderBuilder::try_new(source)
         }))
-        .map_err(|_| panicked())?
-        .map_err(perr)?;
-        let mut keep = Vec::new();
-        for (i, field) in builder.schema().fields().iter().enumerate() {
-            if stream.schema.field_with_name(field.name()).is_ok() {
-                keep.push(i);
-            } else if !opts.ignore_extra_columns {
-                return Err(StrataError::input(
-                    name,
-                    unknown_column(stream, field.name()),
-                ));
-            }
-        }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), keep);
+        .map_err(|_| parquet_panicked(&name))?
+        .map_err(|e| parquet_unreadable(&name, e))?;
+        let mask = self.parquet_projection(&builder)?;
         let mut reader = builder
             .with_projection(mask)
             .with_batch_size(BATCH_ROWS)
             .build()
-            .map_err(perr)?;
+            .map_err(|e| parquet_unreadable(&name, e))?;
+        self.parquet_batches(&mut || reader.next().map(|r| r.map_err(|e| e.to_string())))
+    }
+
+    /// A store object through the async reader: the footer, then one row
+    /// group's projected column chunks at a time.
+    fn parquet_remote(&mut self, remote: RemoteObject) -> Result<()> {
+        let name = self.name.clone();
+        let runtime = runtime_of(&remote)?;
+        let source = ObjectReader(remote);
+        let builder = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(ParquetRecordBatchStreamBuilder::new(source))
+        }))
+        .map_err(|_| parquet_panicked(&name))?
+        .map_err(|e| parquet_unreadable(&name, e))?;
+        let mask = self.parquet_projection(&builder)?;
+        let mut stream = builder
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| parquet_unreadable(&name, e))?;
+        self.parquet_batches(&mut || {
+            use futures::StreamExt;
+            runtime
+                .block_on(stream.next())
+                .map(|r| r.map_err(|e| e.to_string()))
+        })
+    }
+
+    /// The input's columns the stream declares (an undeclared one is an
+    /// error unless extra columns are ignored).
+    fn parquet_projection<T>(&self, builder: &ArrowReaderBuilder<T>) -> Result<ProjectionMask> {
+        let mut keep = Vec::new();
+        for (i, field) in builder.schema().fields().iter().enumerate() {
+            if self.stream.schema.field_with_name(field.name()).is_ok() {
+                keep.push(i);
+            } else if !self.opts.ignore_extra_columns {
+                return Err(StrataError::input(
+                    self.name.clone(),
+                    unknown_column(self.stream, field.name()),
+                ));
+            }
+        }
+        Ok(ProjectionMask::roots(builder.parquet_schema(), keep))
+    }
+
+    /// Conform and pass on every batch `next` decodes.
+    fn parquet_batches(
+        &mut self,
+        next: &mut dyn FnMut() -> Option<std::result::Result<RecordBatch, String>>,
+    ) -> Result<()> {
+        let name = self.name.clone();
+        let name = name.as_str();
         loop {
-            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
-                .map_err(|_| panicked())?;
+            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut *next))
+                .map_err(|_| parquet_panicked(name))?;
             let Some(raw) = next else { break };
             let raw =
                 raw.map_err(|e| StrataError::input(name, format!("corrupt Parquet data: {e}")))?;
@@ -516,5 +608,160 @@ impl Reader<'_> {
             (self.progress)(raw.num_rows() as u64);
         }
         Ok(())
+    }
+}
+
+fn parquet_unreadable(name: &str, e: parquet::errors::ParquetError) -> StrataError {
+    StrataError::input(name, format!("not a readable Parquet file: {e}"))
+}
+
+fn parquet_panicked(name: &str) -> StrataError {
+    StrataError::input(name, "corrupt Parquet data: the decoder could not read it")
+}
+
+/// The runtime a remote input is fetched on: the one whose blocking thread
+/// reads it (see `append`).
+fn runtime_of(remote: &RemoteObject) -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        StrataError::input(
+            remote.url.clone(),
+            "a store object is read on a runtime's blocking thread",
+        )
+    })
+}
+
+/// A byte range of `remote`, asked for with its e-tag (`If-Match`), so an
+/// object replaced while it is read fails the append instead of mixing
+/// versions.
+async fn get_range(
+    remote: &RemoteObject,
+    range: std::ops::Range<u64>,
+) -> object_store::Result<Bytes> {
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        if_match: remote.meta.e_tag.clone(),
+        ..Default::default()
+    };
+    remote
+        .store
+        .get_opts(&remote.meta.location, options)
+        .await?
+        .bytes()
+        .await
+}
+
+/// A store object for the async Parquet reader: the footer (with a 64 KiB
+/// prefetch, usually one request), then the column chunks it asks for.
+struct ObjectReader(RemoteObject);
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        Box::pin(async move {
+            get_range(&self.0, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a parquet::arrow::arrow_reader::ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<
+        'a,
+        parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
+    > {
+        Box::pin(async move {
+            let size = self.0.meta.size;
+            let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        })
+    }
+}
+
+/// A store object as a [`Read`]: ranges of [`RANGE_BYTES`], the next one
+/// fetched while the current one is consumed, so at most two ranges are in
+/// memory. Each range is asked for with the object's e-tag (`If-Match`).
+/// It blocks on the fetches, so it runs on a blocking thread (as
+/// [`read_input`] does in an append).
+struct RangeReader {
+    remote: RemoteObject,
+    runtime: tokio::runtime::Handle,
+    /// The unread rest of the current range.
+    current: Bytes,
+    /// Where the next range to fetch starts.
+    next: u64,
+    /// The next range being fetched, and its length.
+    fetching: Option<(tokio::task::JoinHandle<object_store::Result<Bytes>>, u64)>,
+}
+
+impl RangeReader {
+    fn new(remote: RemoteObject) -> Result<Self> {
+        let runtime = runtime_of(&remote)?;
+        let mut reader = Self {
+            remote,
+            runtime,
+            current: Bytes::new(),
+            next: 0,
+            fetching: None,
+        };
+        reader.fetch_next();
+        Ok(reader)
+    }
+
+    fn fetch_next(&mut self) {
+        let size = self.remote.meta.size;
+        if self.next >= size {
+            return;
+        }
+        let range = self.next..size.min(self.next + RANGE_BYTES);
+        self.next = range.end;
+        let len = range.end - range.start;
+        let remote = self.remote.clone();
+        let task = self
+            .runtime
+            .spawn(async move { get_range(&remote, range).await });
+        self.fetching = Some((task, len));
+    }
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.current.is_empty() {
+            let Some((task, len)) = self.fetching.take() else {
+                return Ok(0);
+            };
+            let bytes = self
+                .runtime
+                .block_on(task)
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
+            if bytes.len() as u64 != len {
+                return Err(std::io::Error::other(format!(
+                    "the object changed while it was read: a range of {len} bytes came back with {}",
+                    bytes.len()
+                )));
+            }
+            self.fetch_next();
+            self.current = bytes;
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+impl Drop for RangeReader {
+    fn drop(&mut self) {
+        if let Some((task, _)) = &self.fetching {
+            task.abort();
+        }
     }
 }

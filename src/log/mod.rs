@@ -24,13 +24,25 @@
 //!
 //! Commit records are a [`RecordDir`], the numbered put-if-absent record
 //! protocol that batch versions and Kappa checkpoints share.
+//!
+//! Two things keep a long log cheap. **Log checkpoints** ([`checkpoint`])
+//! summarize commits `0..=C` in one record, so opening a log reads one
+//! checkpoint and the commits after it, and an idempotency key is looked up
+//! in an index. **Compaction** ([`compact`]) rewrites the small files of a
+//! range of commits into larger ones, as a commit that names the steps it
+//! supersedes ([`Step`], [`Snapshot::steps_between`]): every snapshot reads
+//! the same rows as before; the superseded files stay until
+//! `strata vacuum` removes the ones nothing retained reads.
 
 mod append;
+pub mod checkpoint;
+pub mod compact;
 mod convert;
 mod covered;
 mod ingest;
 mod records;
 pub mod schema;
+mod snapshot;
 mod table;
 mod writer;
 
@@ -39,9 +51,11 @@ pub use convert::{conform, sql_type_name};
 pub use covered::Covered;
 pub use ingest::{read_input, InputFormat, InputSource, ReadOptions};
 pub use records::{read_if_exists, Created, RecordDir};
-pub use schema::ColumnRecord;
+pub use schema::{ColumnRecord, SchemaEpoch};
+pub use snapshot::{Snapshot, Step};
 pub use table::{parquet_scan, LogTable};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -87,6 +101,19 @@ pub struct CommitRecord {
     pub min_event_time_us: Option<i64>,
     pub max_event_time_us: Option<i64>,
     pub files: Vec<FileEntry>,
+    /// A compaction: `files` hold exactly the rows of the steps it
+    /// supersedes, commits `first..=last`; it adds no rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacts: Option<Compaction>,
+}
+
+/// What a compaction commit rewrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compaction {
+    pub first: u64,
+    pub last: u64,
+    /// The live steps of commits `first..=last` it replaces, as they were.
+    pub supersedes: Vec<Step>,
 }
 
 /// Store layout of one stream's log.
@@ -104,44 +131,6 @@ pub fn file_path(stream: &str, entry: &FileEntry) -> Path {
     Path::from(format!("log/{stream}/{}", entry.path))
 }
 
-/// A pinned, immutable view of a stream: exactly commits `0..=head`.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub stream: String,
-    commits: Arc<[CommitRecord]>,
-}
-
-impl Snapshot {
-    /// The last commit in the snapshot, if any.
-    pub fn head(&self) -> Option<u64> {
-        self.commits.last().map(|c| c.commit)
-    }
-
-    pub fn commits(&self) -> &[CommitRecord] {
-        &self.commits
-    }
-
-    /// Every file named by the snapshot's commits, in commit order.
-    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
-        self.commits.iter().flat_map(|c| c.files.iter())
-    }
-
-    /// The same stream pinned at an earlier commit (`None`: empty).
-    pub fn at(&self, head: Option<u64>) -> Snapshot {
-        let len = (Covered::through(head).count() as usize).min(self.commits.len());
-        Snapshot {
-            stream: self.stream.clone(),
-            commits: self.commits[..len].into(),
-        }
-    }
-
-    /// Commits after `after` (all of them when `after` is `None`).
-    pub fn commits_after(&self, after: Option<u64>) -> &[CommitRecord] {
-        let start = (Covered::through(after).count() as usize).min(self.commits.len());
-        &self.commits[start..]
-    }
-}
-
 /// Outcome of trying to publish a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -151,14 +140,119 @@ pub enum CommitOutcome {
     Duplicate(u64),
 }
 
-/// A handle on one stream's log with a cache of the commits read so far.
-/// Commits are immutable, so the cache is only ever extended.
+/// A stream's state after a prefix of its commits: what a log checkpoint
+/// holds, and what every reader builds by applying commit records in
+/// order ([`LogState::apply`]: the one definition of what a commit does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogState {
+    /// Commits applied: `0..next`.
+    pub next: u64,
+    /// The live steps, ascending by commit.
+    pub steps: Vec<Step>,
+    /// Idempotency key → its commit.
+    pub keys: HashMap<String, u64>,
+    /// Where the schema fingerprint changed, in commit order.
+    pub schemas: Vec<SchemaEpoch>,
+}
+
+impl LogState {
+    /// Apply commit record `record`, the commit after the last applied.
+    pub fn apply(&mut self, stream: &str, record: &CommitRecord) -> Result<()> {
+        debug_assert_eq!(record.commit, self.next);
+        let corrupt = |message: String| StrataError::CorruptLog {
+            stream: stream.to_string(),
+            commit: record.commit,
+            message,
+        };
+        if let Some(key) = &record.idempotency_key {
+            self.keys.entry(key.clone()).or_insert(record.commit);
+        }
+        match &record.compacts {
+            Some(c) => {
+                let from = self.steps.partition_point(|s| s.commit < c.first);
+                let to = self.steps.partition_point(|s| s.commit <= c.last);
+                let ends = (c.supersedes.first(), c.supersedes.last());
+                let bounded =
+                    matches!(ends, (Some(a), Some(b)) if a.first == c.first && b.commit == c.last);
+                if !bounded || c.last >= record.commit || self.steps[from..to] != c.supersedes[..] {
+                    return Err(corrupt(format!(
+                        "compaction of commits {}..={} does not name the live steps of that range",
+                        c.first, c.last
+                    )));
+                }
+                let step = Step {
+                    commit: c.last,
+                    first: c.first,
+                    compaction: Some(record.commit),
+                    schema_fingerprint: record.schema_fingerprint.clone(),
+                    files: record.files.clone(),
+                };
+                let rows: u64 = c.supersedes.iter().map(Step::rows).sum();
+                if step.rows() != rows {
+                    return Err(corrupt(format!(
+                        "compaction writes {} rows for the {rows} rows it supersedes",
+                        step.rows()
+                    )));
+                }
+                self.steps.splice(from..to, [step]);
+            }
+            None => {
+                if self.schemas.last().map(|e| &e.fingerprint) != Some(&record.schema_fingerprint)
+                    && !record.files.is_empty()
+                {
+                    self.schemas.push(SchemaEpoch::of(record));
+                }
+                if !record.files.is_empty() {
+                    self.steps.push(Step {
+                        commit: record.commit,
+                        first: record.commit,
+                        compaction: None,
+                        schema_fingerprint: record.schema_fingerprint.clone(),
+                        files: record.files.clone(),
+                    });
+                }
+            }
+        }
+        self.next = record.commit + 1;
+        Ok(())
+    }
+
+    /// The state a checkpoint records.
+    pub fn from_checkpoint(c: checkpoint::LogCheckpoint) -> Self {
+        Self {
+            next: c.commit + 1,
+            steps: c.steps,
+            keys: c.keys.into_iter().collect(),
+            schemas: c.schemas,
+        }
+    }
+
+    /// This state as the checkpoint of its last commit (`None`: no commit).
+    pub fn checkpoint(&self, stream: &str) -> Option<checkpoint::LogCheckpoint> {
+        Some(checkpoint::LogCheckpoint {
+            format: checkpoint::LOG_CHECKPOINT_FORMAT,
+            stream: stream.to_string(),
+            commit: self.next.checked_sub(1)?,
+            steps: self.steps.clone(),
+            keys: self.keys.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            schemas: self.schemas.clone(),
+        })
+    }
+}
+
+/// A handle on one stream's log with the state read so far. Commits are
+/// immutable, so the state only ever moves forward.
 #[derive(Debug, Clone)]
 pub struct StreamLog {
     store: Arc<dyn ObjectStore>,
     stream: String,
-    commits: Vec<CommitRecord>,
+    state: LogState,
     loaded: bool,
+    /// The newest log checkpoint known (written or read).
+    checkpointed: Option<u64>,
+    /// Write a log checkpoint after a commit once this many commits
+    /// landed since the last one (0: never).
+    checkpoint_interval: u64,
     /// The declared schema every commit read is checked against.
     schema: Option<schema::SchemaCheck>,
 }
@@ -173,10 +267,18 @@ impl StreamLog {
         Self {
             store,
             stream: stream.into(),
-            commits: Vec::new(),
+            state: LogState::default(),
             loaded: false,
+            checkpointed: None,
+            checkpoint_interval: crate::config::LogConfig::default().checkpoint_interval,
             schema: None,
         }
+    }
+
+    /// Write a log checkpoint after every `n` commits (0: never).
+    pub fn with_checkpoint_interval(mut self, n: u64) -> Self {
+        self.checkpoint_interval = n;
+        self
     }
 
     /// Check every commit read against `def`'s declared schema: a refresh
@@ -201,6 +303,16 @@ impl StreamLog {
         &self.store
     }
 
+    /// The state read so far (call `refresh` first).
+    pub fn state(&self) -> &LogState {
+        &self.state
+    }
+
+    /// The newest log checkpoint this handle read or wrote.
+    pub fn checkpointed(&self) -> Option<u64> {
+        self.checkpointed
+    }
+
     /// Read any commits published since the last call and return the head snapshot.
     pub async fn refresh(&mut self) -> Result<Snapshot> {
         if !self.loaded {
@@ -209,32 +321,41 @@ impl StreamLog {
         }
         // Probe forward: commit N+1 exists only if N does, so the first
         // missing number is the head + 1.
-        while let Some(record) = self.read_commit(self.commits.len() as u64).await? {
-            self.commits.push(record);
+        while let Some(record) = self.read_commit(self.state.next).await? {
+            self.state.apply(&self.stream, &record)?;
         }
         if let Some(check) = &mut self.schema {
-            check.verify(&self.store, &self.commits).await?;
+            check.verify(&self.store, &self.state.schemas).await?;
         }
         Ok(self.snapshot())
     }
 
     /// The snapshot of what has been read so far (call `refresh` first).
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            stream: self.stream.clone(),
-            commits: self.commits.clone().into(),
-        }
+        Snapshot::new(
+            self.store.clone(),
+            self.stream.clone(),
+            self.state.next.checked_sub(1),
+            self.state.steps.clone().into(),
+        )
     }
 
-    /// List the commit directory once and fetch every record concurrently;
-    /// later refreshes only probe forward.
+    /// Start from the newest log checkpoint, then list the commits after
+    /// it once and fetch them concurrently; later refreshes only probe
+    /// forward.
     async fn initial_load(&mut self) -> Result<()> {
-        let numbers = self.records().list().await?;
-        for (expected, &n) in numbers.iter().enumerate() {
-            if n != expected as u64 {
+        if let Some(c) = checkpoint::newest(&self.store, &self.stream).await? {
+            self.checkpointed = Some(c.commit);
+            self.state = LogState::from_checkpoint(c);
+        }
+        let after = self.state.next;
+        let numbers = self.records().list_from(after).await?;
+        for (i, &n) in numbers.iter().enumerate() {
+            let expected = after + i as u64;
+            if n != expected {
                 return Err(StrataError::CorruptLog {
                     stream: self.stream.clone(),
-                    commit: expected as u64,
+                    commit: expected,
                     message: format!("commit {expected} is missing but commit {n} exists"),
                 });
             }
@@ -244,15 +365,14 @@ impl StreamLog {
             .buffered(16)
             .try_collect()
             .await?;
-        let mut commits = Vec::with_capacity(records.len());
-        for (n, record) in records.into_iter().enumerate() {
-            commits.push(record.ok_or_else(|| StrataError::CorruptLog {
+        for record in records {
+            let record = record.ok_or_else(|| StrataError::CorruptLog {
                 stream: self.stream.clone(),
-                commit: n as u64,
+                commit: self.state.next,
                 message: "listed, but cannot be read".into(),
-            })?);
+            })?;
+            self.state.apply(&self.stream, &record)?;
         }
-        self.commits = commits;
         Ok(())
     }
 
@@ -283,11 +403,9 @@ impl StreamLog {
         Ok(record)
     }
 
-    fn find_key(&self, key: &str) -> Option<u64> {
-        self.commits
-            .iter()
-            .find(|c| c.idempotency_key.as_deref() == Some(key))
-            .map(|c| c.commit)
+    /// The commit that holds `key`, if any, among the commits read.
+    pub fn find_key(&self, key: &str) -> Option<u64> {
+        self.state.keys.get(key).copied()
     }
 
     /// The commit that holds `key`, if any (after a refresh).
@@ -297,7 +415,9 @@ impl StreamLog {
     }
 
     /// Publish `draft` as the next commit. `draft.commit` is overwritten
-    /// with the number won.
+    /// with the number won. A compaction is published only while the
+    /// steps it supersedes are still live (else
+    /// [`StrataError::CompactionConflict`]).
     pub async fn commit(&mut self, mut draft: CommitRecord) -> Result<CommitOutcome> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.refresh().await?;
@@ -306,11 +426,24 @@ impl StreamLog {
                     return Ok(CommitOutcome::Duplicate(n));
                 }
             }
-            let n = self.commits.len() as u64;
+            if let Some(c) = &draft.compacts {
+                let live = &self.state.steps;
+                let from = live.partition_point(|s| s.commit < c.first);
+                let to = live.partition_point(|s| s.commit <= c.last);
+                if live[from..to] != c.supersedes[..] {
+                    return Err(StrataError::CompactionConflict {
+                        stream: self.stream.clone(),
+                        first: c.first,
+                        last: c.last,
+                    });
+                }
+            }
+            let n = self.state.next;
             draft.commit = n;
             match self.records().create(n, &draft).await? {
                 Created::Created => {
-                    self.commits.push(draft);
+                    self.state.apply(&self.stream, &draft)?;
+                    self.checkpoint_if_due().await;
                     return Ok(CommitOutcome::Committed(n));
                 }
                 // A retried request may have landed our own record: the
@@ -318,7 +451,8 @@ impl StreamLog {
                 Created::Exists(Some(existing)) => {
                     let existing = self.claimed(n, existing)?;
                     if existing.writer_id == draft.writer_id {
-                        self.commits.push(existing);
+                        self.state.apply(&self.stream, &existing)?;
+                        self.checkpoint_if_due().await;
                         return Ok(CommitOutcome::Committed(n));
                     }
                 }
@@ -329,5 +463,31 @@ impl StreamLog {
             stream: self.stream.clone(),
             attempts: MAX_COMMIT_ATTEMPTS,
         })
+    }
+
+    /// After a commit: write a log checkpoint if `checkpoint_interval`
+    /// commits landed since the last one. The commit stands either way: a
+    /// checkpoint that fails to write is a warning (readers read more
+    /// commits), not an error.
+    async fn checkpoint_if_due(&mut self) {
+        let every = self.checkpoint_interval;
+        let since = self.state.next - self.checkpointed.map_or(0, |c| c + 1);
+        if every == 0 || since < every {
+            return;
+        }
+        if let Err(e) = self.write_checkpoint().await {
+            tracing::warn!("log {}: writing a log checkpoint failed: {e}", self.stream);
+        }
+    }
+
+    /// Write a log checkpoint of everything read so far (refresh first);
+    /// `None` for an empty log.
+    pub async fn write_checkpoint(&mut self) -> Result<Option<u64>> {
+        let Some(c) = self.state.checkpoint(&self.stream) else {
+            return Ok(None);
+        };
+        checkpoint::write(&self.store, &c).await?;
+        self.checkpointed = Some(c.commit);
+        Ok(Some(c.commit))
     }
 }

@@ -85,6 +85,24 @@ impl<T: Serialize + DeserializeOwned> RecordDir<T> {
         list_numbered(&self.store, &self.dir).await
     }
 
+    /// The numbers of the records from `n` on, ascending (one listing
+    /// that starts after record `n - 1`'s name).
+    pub async fn list_from(&self, n: u64) -> Result<Vec<u64>> {
+        let Some(before) = n.checked_sub(1) else {
+            return self.list().await;
+        };
+        let mut out: Vec<u64> = self
+            .store
+            .list_with_offset(Some(&self.dir), &self.path(before))
+            .map_ok(|meta| record_number(&meta.location))
+            .try_filter_map(|n| async move { Ok(n) })
+            .try_collect()
+            .await?;
+        out.retain(|&m| m >= n);
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Record `n`, or `None` if there is none (not yet written, or
     /// retired). A record that does not parse is a
     /// [`StrataError::CorruptRecord`].
@@ -136,17 +154,19 @@ impl<T: Serialize + DeserializeOwned> RecordDir<T> {
 async fn list_numbered(store: &Arc<dyn ObjectStore>, dir: &Path) -> Result<Vec<u64>> {
     let mut out: Vec<u64> = store
         .list(Some(dir))
-        .map_ok(|meta| {
-            meta.location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
+        .map_ok(|meta| record_number(&meta.location))
         .try_filter_map(|n| async move { Ok(n) })
         .try_collect()
         .await?;
     out.sort_unstable();
     Ok(out)
+}
+
+/// `N` for a path ending in `<N>.json`.
+fn record_number(path: &Path) -> Option<u64> {
+    path.filename()
+        .and_then(|f| f.strip_suffix(".json"))
+        .and_then(|n| n.parse::<u64>().ok())
 }
 
 /// The bytes at `path`, or `None` if nothing is there (a record not yet

@@ -32,7 +32,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{file_path, sql_type_name, CommitRecord, Snapshot, StreamLog};
+use super::{file_path, sql_type_name, CommitRecord, FileEntry, Snapshot, StreamLog};
 use crate::catalog::{Catalog, StreamDef};
 use crate::error::{Result, StrataError};
 use crate::serving::FailedTable;
@@ -167,19 +167,47 @@ fn sql_name(arrow_type: &str) -> String {
     DataType::from_str(arrow_type).map_or_else(|_| arrow_type.to_string(), |t| sql_type_name(&t))
 }
 
-/// The schema `record`'s files were written with: the columns it records,
-/// or for a commit from before commits recorded them, the Parquet footer
-/// of its first file. `None` for a commit without files (it reads as
-/// nothing).
-pub async fn commit_columns(
+/// Where a stream's schema fingerprint changed: the first commit written
+/// with `fingerprint`, and what tells its schema (what a log checkpoint
+/// keeps of its commits' schemas).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaEpoch {
+    pub first: u64,
+    pub fingerprint: String,
+    /// The columns the commit records (`None` before commits recorded
+    /// them: `probe`'s footer has them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<ColumnRecord>>,
+    /// The commit's first file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<FileEntry>,
+}
+
+impl SchemaEpoch {
+    /// The schema of `record`'s files, as an epoch starting at it.
+    pub fn of(record: &CommitRecord) -> Self {
+        Self {
+            first: record.commit,
+            fingerprint: record.schema_fingerprint.clone(),
+            columns: record.columns.clone(),
+            probe: record.files.first().cloned(),
+        }
+    }
+}
+
+/// The schema `epoch`'s files were written with: the columns its commit
+/// records, or for a commit from before commits recorded them, the Parquet
+/// footer of its first file. `None` for a commit without files (it reads
+/// as nothing).
+pub async fn epoch_columns(
     store: &Arc<dyn ObjectStore>,
     stream: &str,
-    record: &CommitRecord,
+    epoch: &SchemaEpoch,
 ) -> Result<Option<Vec<ColumnRecord>>> {
-    if let Some(columns) = &record.columns {
+    if let Some(columns) = &epoch.columns {
         return Ok(Some(columns.clone()));
     }
-    let Some(first) = record.files.first() else {
+    let Some(first) = &epoch.probe else {
         return Ok(None);
     };
     let path = file_path(stream, first);
@@ -187,7 +215,7 @@ pub async fn commit_columns(
         .await
         .map_err(|e| StrataError::CorruptLog {
             stream: stream.to_string(),
-            commit: record.commit,
+            commit: epoch.first,
             message: format!("cannot read the schema of its file {path}: {e}"),
         })?;
     Ok(Some(columns_of(&schema)))
@@ -233,23 +261,33 @@ pub async fn check_commit(
     declared: &str,
     record: &CommitRecord,
 ) -> Result<Option<Refusal>> {
-    if record.schema_fingerprint == declared {
+    check_epoch(store, def, declared, &SchemaEpoch::of(record)).await
+}
+
+/// [`check_commit`] for the commits of one schema epoch.
+pub async fn check_epoch(
+    store: &Arc<dyn ObjectStore>,
+    def: &StreamDef,
+    declared: &str,
+    epoch: &SchemaEpoch,
+) -> Result<Option<Refusal>> {
+    if epoch.fingerprint == declared {
         return Ok(None);
     }
-    let Some(columns) = commit_columns(store, &def.name, record).await? else {
+    let Some(columns) = epoch_columns(store, &def.name, epoch).await? else {
         return Ok(None);
     };
     let actual = fingerprint(&columns);
-    if actual != record.schema_fingerprint {
-        let from = match record.columns {
+    if actual != epoch.fingerprint {
+        let from = match epoch.columns {
             Some(_) => "the schema it records",
             None => "its files' schema",
         };
         return Ok(Some(Refusal::Fingerprint {
-            commit: record.commit,
+            commit: epoch.first,
             message: format!(
                 "it records schema fingerprint {}, but {from} has fingerprint {actual}",
-                record.schema_fingerprint
+                epoch.fingerprint
             ),
         }));
     }
@@ -257,7 +295,7 @@ pub async fn check_commit(
         first_change(&def.schema, &columns).map(|(column, change)| Refusal::Changed {
             column,
             change,
-            commit: record.commit,
+            commit: epoch.first,
         }),
     )
 }
@@ -296,21 +334,22 @@ impl SchemaCheck {
         self.refused.as_ref()
     }
 
-    /// Check `commits` (the whole log read so far) from where the last call
-    /// stopped: only commits of a fingerprint not yet accepted cost any I/O.
+    /// Check `epochs` (the schema history of the whole log read so far)
+    /// from where the last call stopped: only fingerprints not yet
+    /// accepted cost any I/O.
     pub async fn verify(
         &mut self,
         store: &Arc<dyn ObjectStore>,
-        commits: &[CommitRecord],
+        epochs: &[SchemaEpoch],
     ) -> Result<()> {
         if let Some(r) = &self.refused {
             return Err(r.error(&self.def.name));
         }
-        for record in commits.get(self.checked..).unwrap_or_default() {
-            if !self.accepted.contains(&record.schema_fingerprint) {
-                match check_commit(store, &self.def, &self.declared, record).await? {
+        for epoch in epochs.get(self.checked..).unwrap_or_default() {
+            if !self.accepted.contains(&epoch.fingerprint) {
+                match check_epoch(store, &self.def, &self.declared, epoch).await? {
                     None => {
-                        self.accepted.insert(record.schema_fingerprint.clone());
+                        self.accepted.insert(epoch.fingerprint.clone());
                     }
                     Some(refusal) => {
                         let e = refusal.error(&self.def.name);

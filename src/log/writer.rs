@@ -1,10 +1,22 @@
-//! Writing one append's rows as Parquet files partitioned Hive-style by event
-//! time (`date=YYYY-MM-DD/hour=HH/<uuid>.parquet`).
+//! Writing one append's rows as Parquet files.
 //!
-//! Files are encoded in memory and put whole, so a file is either absent or
-//! complete in the store. Memory is bounded: when the open files together
-//! exceed the budget, the largest is finished and uploaded, and later rows of
-//! its partition start a new file.
+//! A small append — at most `small_append_rows` rows (`[log]` in
+//! strata.toml) and at most [`SMALL_APPEND_MAX_BYTES`] of decoded data — is
+//! written as **one** file, in the partition directory of its earliest
+//! event time, whatever partitions its rows span: nothing reads a partition
+//! from a path (scans prune by each file's recorded min/max event time,
+//! which stay exact). A larger append is partitioned Hive-style by event
+//! time (`date=YYYY-MM-DD/hour=HH/<uuid>.parquet`): one file or more per
+//! partition.
+//!
+//! A file streams to the store as its row groups complete: one under
+//! [`UPLOAD_PART_BYTES`] is put whole when finished; a larger one goes up as
+//! a multipart upload in parts of that size, completed when the file is.
+//! Either way a file is absent or complete in the store. Memory is bounded:
+//! a file holds its row group in progress and its upload buffer, and while
+//! the open files together exceed the budget the one holding the most ends
+//! its row group early or, if its memory is its upload buffer, is finished
+//! (later rows of its partition start a new file).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,44 +26,51 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
-use super::{file_path, FileEntry};
+use super::{file_path, stream_dir, FileEntry};
 use crate::catalog::{Partitioning, StreamDef};
 use crate::error::Result;
+
+/// A small append's rows are held in memory until the append ends (to
+/// write them as one file): past this many bytes of decoded data, an
+/// append is partitioned whatever its row count.
+pub const SMALL_APPEND_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// A file smaller than this is put in one request; a larger one is
+/// uploaded in parts of this size.
+pub const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Parts of one file in flight at once.
+const UPLOAD_CONCURRENCY: usize = 2;
 
 /// Writer tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterLimits {
     /// Finish a file once its encoded size reaches this.
     pub target_file_bytes: usize,
-    /// Finish the largest open file while all open files exceed this.
+    /// Finish the largest open file while the open files' memory (row
+    /// groups in progress, upload buffers) exceeds this.
     pub memory_budget_bytes: usize,
+    /// Appends of at most this many rows write one file (0, the default
+    /// here: always partition; appends take `[log] small_append_rows`).
+    pub small_append_rows: u64,
 }
 
 impl Default for WriterLimits {
     fn default() -> Self {
         Self {
             target_file_bytes: 128 * 1024 * 1024,
-            memory_budget_bytes: 256 * 1024 * 1024,
+            memory_budget_bytes: 128 * 1024 * 1024,
+            small_append_rows: 0,
         }
-    }
-}
-
-struct OpenFile {
-    writer: ArrowWriter<Vec<u8>>,
-    rows: u64,
-    min: i64,
-    max: i64,
-}
-
-impl OpenFile {
-    fn size(&self) -> usize {
-        self.writer.bytes_written() + self.writer.in_progress_size()
     }
 }
 
@@ -65,11 +84,135 @@ pub fn log_writer_properties() -> WriterProperties {
         .build()
 }
 
+/// One file being written: encoded row group by row group, each handed to
+/// its upload as soon as it is complete.
+struct OpenFile {
+    /// Path relative to the stream's directory.
+    path: String,
+    writer: ArrowWriter<Vec<u8>>,
+    upload: BufWriter,
+    sha256: Sha256,
+    /// Bytes handed to the upload so far.
+    uploaded: u64,
+    rows: u64,
+    min: i64,
+    max: i64,
+}
+
+impl OpenFile {
+    fn create(
+        store: &Arc<dyn ObjectStore>,
+        stream: &StreamDef,
+        props: &WriterProperties,
+        dir: &str,
+    ) -> Result<Self> {
+        let path = format!("{dir}/{}.parquet", uuid::Uuid::new_v4());
+        let location = Path::from(format!("{}/{path}", stream_dir(&stream.name)));
+        Ok(Self {
+            path,
+            writer: ArrowWriter::try_new(Vec::new(), stream.schema.clone(), Some(props.clone()))?,
+            upload: BufWriter::with_capacity(store.clone(), location, UPLOAD_PART_BYTES)
+                .with_max_concurrency(UPLOAD_CONCURRENCY),
+            sha256: Sha256::new(),
+            uploaded: 0,
+            rows: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+        })
+    }
+
+    /// Add `batch`, whose event times are `ts`.
+    async fn write(&mut self, batch: &RecordBatch, ts: &[i64]) -> Result<()> {
+        self.writer.write(batch)?;
+        self.rows += batch.num_rows() as u64;
+        for &t in ts {
+            self.min = self.min.min(t);
+            self.max = self.max.max(t);
+        }
+        self.drain().await
+    }
+
+    /// Hand what the encoder has finished (whole row groups) to the upload.
+    async fn drain(&mut self) -> Result<()> {
+        if self.writer.inner().is_empty() {
+            return Ok(());
+        }
+        let bytes = Bytes::from(std::mem::take(self.writer.inner_mut()));
+        self.sha256.update(&bytes);
+        self.uploaded += bytes.len() as u64;
+        self.upload.put(bytes).await?;
+        Ok(())
+    }
+
+    /// The file's size so far, encoded.
+    fn size(&self) -> usize {
+        self.uploaded as usize + self.writer.in_progress_size()
+    }
+
+    /// What its upload holds in memory: everything handed to it while it is
+    /// below one part (it is put whole), else at most a part being filled
+    /// and the parts in flight.
+    fn buffered(&self) -> usize {
+        let uploaded = self.uploaded as usize;
+        if uploaded < UPLOAD_PART_BYTES {
+            uploaded
+        } else {
+            UPLOAD_PART_BYTES * (1 + UPLOAD_CONCURRENCY)
+        }
+    }
+
+    /// What the file holds in memory: its row group in progress and its
+    /// upload's buffers.
+    fn memory(&self) -> usize {
+        self.writer.memory_size() + self.buffered()
+    }
+
+    /// End the row group in progress (its encoded bytes go to the upload):
+    /// the file stays open and holds far less.
+    async fn flush_row_group(&mut self) -> Result<()> {
+        self.writer.flush()?;
+        self.drain().await
+    }
+
+    /// Write the footer and complete the upload.
+    async fn finish(mut self) -> Result<FileEntry> {
+        self.writer.finish()?;
+        self.drain().await?;
+        self.upload.shutdown().await?;
+        Ok(FileEntry {
+            path: self.path,
+            rows: self.rows,
+            bytes: self.uploaded,
+            min_event_time_us: self.min,
+            max_event_time_us: self.max,
+            sha256: hex::encode(self.sha256.finalize()),
+        })
+    }
+
+    /// Give up the file: a multipart upload in progress is aborted.
+    async fn abort(mut self) {
+        if let Err(e) = self.upload.abort().await {
+            tracing::warn!("could not abort the upload of {}: {e}", self.path);
+        }
+    }
+}
+
+/// Rows held back while an append may still be small.
+#[derive(Default)]
+struct Held {
+    batches: Vec<RecordBatch>,
+    rows: u64,
+    bytes: usize,
+}
+
+/// The files of one append (see the module documentation).
 pub struct PartitionedWriter {
     store: Arc<dyn ObjectStore>,
     stream: StreamDef,
     limits: WriterLimits,
     props: WriterProperties,
+    /// `Some` while the append is small enough to be one file.
+    held: Option<Held>,
     open: BTreeMap<i64, OpenFile>,
     written: Vec<FileEntry>,
 }
@@ -79,6 +222,7 @@ impl PartitionedWriter {
         Self {
             store,
             stream,
+            held: (limits.small_append_rows > 0).then(Held::default),
             limits,
             props: log_writer_properties(),
             open: BTreeMap::new(),
@@ -91,6 +235,25 @@ impl PartitionedWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        let Some(held) = &mut self.held else {
+            return self.partition(batch).await;
+        };
+        held.rows += batch.num_rows() as u64;
+        held.bytes += batch.get_array_memory_size();
+        held.batches.push(batch.clone());
+        if held.rows <= self.limits.small_append_rows && held.bytes <= SMALL_APPEND_MAX_BYTES {
+            return Ok(());
+        }
+        // Not small: partition what was held, then every later batch.
+        let held = self.held.take().unwrap_or_default();
+        for batch in &held.batches {
+            self.partition(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Split `batch` by partition and add each part to its partition's file.
+    async fn partition(&mut self, batch: &RecordBatch) -> Result<()> {
         let p = self.stream.partitioning;
         let ts = batch.column(self.stream.event_time_index());
         let ts = ts.as_primitive::<TimestampMicrosecondType>();
@@ -106,7 +269,7 @@ impl PartitionedWriter {
         };
         let first = start_of(values[0]);
         if values.iter().all(|v| start_of(*v) == first) {
-            self.write_part(first, batch.clone(), ts.values())?;
+            self.write_part(first, batch).await?;
         } else {
             let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
             for (i, v) in values.iter().enumerate() {
@@ -114,35 +277,28 @@ impl PartitionedWriter {
             }
             for (start, idx) in groups {
                 let part = take_record_batch(batch, &UInt32Array::from(idx))?;
-                let part_ts = part.column(self.stream.event_time_index()).clone();
-                let part_ts = part_ts.as_primitive::<TimestampMicrosecondType>();
-                self.write_part(start, part.clone(), part_ts.values())?;
+                self.write_part(start, &part).await?;
             }
         }
         self.enforce_limits().await
     }
 
-    fn write_part(&mut self, start: i64, batch: RecordBatch, ts: &[i64]) -> Result<()> {
+    async fn write_part(&mut self, start: i64, batch: &RecordBatch) -> Result<()> {
         let file = match self.open.entry(start) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(OpenFile {
-                writer: ArrowWriter::try_new(
-                    Vec::new(),
-                    self.stream.schema.clone(),
-                    Some(self.props.clone()),
-                )?,
-                rows: 0,
-                min: i64::MAX,
-                max: i64::MIN,
-            }),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(OpenFile::create(
+                &self.store,
+                &self.stream,
+                &self.props,
+                &partition_dir(self.stream.partitioning, start),
+            )?),
         };
-        file.writer.write(&batch)?;
-        file.rows += batch.num_rows() as u64;
-        for &t in ts {
-            file.min = file.min.min(t);
-            file.max = file.max.max(t);
-        }
-        Ok(())
+        let ts = batch.column(self.stream.event_time_index());
+        file.write(
+            batch,
+            ts.as_primitive::<TimestampMicrosecondType>().values(),
+        )
+        .await
     }
 
     async fn enforce_limits(&mut self) -> Result<()> {
@@ -155,62 +311,111 @@ impl PartitionedWriter {
         for key in full {
             self.finish_file(key).await?;
         }
+        // Over the budget: the file holding the most gives some back. A row
+        // group in progress is ended (the file stays open: no extra file for
+        // a partition that is still filling); a file whose memory is its
+        // upload buffer is finished. Each file is picked at most twice, so
+        // this ends.
         loop {
-            let total: usize = self.open.values().map(OpenFile::size).sum();
+            let total: usize = self.open.values().map(OpenFile::memory).sum();
             if total <= self.limits.memory_budget_bytes {
                 return Ok(());
             }
-            let largest = self
+            let (&largest, file) = self
                 .open
-                .iter()
-                .max_by_key(|(k, f)| (f.size(), std::cmp::Reverse(**k)))
-                .map(|(k, _)| *k)
+                .iter_mut()
+                .max_by_key(|(k, f)| (f.memory(), std::cmp::Reverse(**k)))
                 .expect("budget exceeded with no open file");
-            self.finish_file(largest).await?;
+            if file.writer.memory_size() >= file.buffered() {
+                file.flush_row_group().await?;
+            } else {
+                self.finish_file(largest).await?;
+            }
         }
     }
 
     async fn finish_file(&mut self, start: i64) -> Result<()> {
-        let Some(mut file) = self.open.remove(&start) else {
+        let Some(file) = self.open.remove(&start) else {
             return Ok(());
         };
-        file.writer.finish()?;
-        let bytes = Bytes::from(std::mem::take(file.writer.inner_mut()));
-        let entry = FileEntry {
-            path: format!(
-                "{}/{}.parquet",
-                partition_dir(self.stream.partitioning, start),
-                uuid::Uuid::new_v4()
-            ),
-            rows: file.rows,
-            bytes: bytes.len() as u64,
-            min_event_time_us: file.min,
-            max_event_time_us: file.max,
-            sha256: hex::encode(Sha256::digest(&bytes)),
-        };
-        self.store
-            .put(
-                &file_path(&self.stream.name, &entry),
-                PutPayload::from(bytes),
-            )
-            .await?;
-        self.written.push(entry);
+        self.written.push(file.finish().await?);
         Ok(())
     }
 
-    /// Finish every open file; returns all files written, in path order of
-    /// partitions as they were finished.
+    /// A small append's rows as one file, in the partition of its earliest
+    /// event time.
+    async fn write_small(&mut self, held: Held) -> Result<()> {
+        let index = self.stream.event_time_index();
+        let times = |b: &RecordBatch| -> Vec<i64> {
+            b.column(index)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .to_vec()
+        };
+        let Some(min) = held.batches.iter().flat_map(|b| times(b)).min() else {
+            return Ok(());
+        };
+        let p = self.stream.partitioning;
+        let mut file = OpenFile::create(
+            &self.store,
+            &self.stream,
+            &self.props,
+            &partition_dir(p, p.range_of(min).start),
+        )?;
+        for batch in &held.batches {
+            if let Err(e) = file.write(batch, &times(batch)).await {
+                file.abort().await;
+                return Err(e);
+            }
+        }
+        self.written.push(file.finish().await?);
+        Ok(())
+    }
+
+    /// Finish every file; returns all files written, in the order they
+    /// were finished. On an error, the uploads in progress are aborted and
+    /// the files this call finished removed; those finished before it
+    /// ([`PartitionedWriter::written`]) are the caller's to remove.
     pub async fn finish(mut self) -> Result<Vec<FileEntry>> {
+        let before = self.written.len();
+        match self.finish_all().await {
+            Ok(()) => Ok(std::mem::take(&mut self.written)),
+            Err(e) => {
+                let finished = self.written.split_off(before);
+                self.abort().await;
+                delete_files(&self.store, &self.stream.name, &finished).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_all(&mut self) -> Result<()> {
+        if let Some(held) = self.held.take() {
+            self.write_small(held).await?;
+        }
         let keys: Vec<i64> = self.open.keys().copied().collect();
         for key in keys {
             self.finish_file(key).await?;
         }
-        Ok(std::mem::take(&mut self.written))
+        Ok(())
+    }
+
+    /// The store the files go to.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
     }
 
     /// Files uploaded so far (to delete on abort).
     pub fn written(&self) -> &[FileEntry] {
         &self.written
+    }
+
+    /// Abort the uploads in progress (the files already written are the
+    /// caller's to remove: [`PartitionedWriter::written`]).
+    pub async fn abort(&mut self) {
+        for (_, file) in std::mem::take(&mut self.open) {
+            file.abort().await;
+        }
     }
 }
 

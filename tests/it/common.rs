@@ -36,6 +36,14 @@ impl Project {
         Self::new(ORDERS_SQL)
     }
 
+    /// The same project with `toml` appended to its strata.toml.
+    pub fn with_config(self, toml: &str) -> Self {
+        let mut config = std::fs::read_to_string(self.config_path()).unwrap();
+        config.push_str(toml);
+        std::fs::write(self.config_path(), config).unwrap();
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -48,7 +48,8 @@ async fn four_writers_twenty_five_appends_each() {
     let mut strata = p.strata();
     let snap = strata.snapshots().await.unwrap().remove("orders").unwrap();
     assert_eq!(snap.head(), Some(total - 1));
-    assert_eq!(snap.commits().len() as u64, total);
+    assert_eq!(snap.count(), total);
+    assert_eq!(snap.steps().len() as u64, total);
     let rows = WRITERS * APPENDS * ROWS;
     assert_eq!(
         count(&mut strata, "SELECT count(*) FROM orders").await,

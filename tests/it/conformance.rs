@@ -272,3 +272,200 @@ fn an_unreachable_endpoint_or_missing_bucket_fails_with_a_clear_error() {
         "{err}"
     );
 }
+
+/// A client of the test bucket, and a runtime to drive it.
+fn test_bucket() -> (
+    std::sync::Arc<dyn object_store::ObjectStore>,
+    tokio::runtime::Runtime,
+) {
+    let s3 = strata::config::S3Config {
+        endpoint: Some(s3_endpoint()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(crate::common::S3_KEY.into()),
+        secret_access_key: Some(crate::common::S3_SECRET.into()),
+        ..Default::default()
+    };
+    (
+        s3.store(S3_BUCKET).unwrap(),
+        tokio::runtime::Runtime::new().unwrap(),
+    )
+}
+
+/// Put `contents` at a fresh key of the test bucket; its s3:// URL.
+fn put_input(name: &str, contents: Vec<u8>) -> String {
+    use object_store::ObjectStoreExt;
+    let (store, rt) = test_bucket();
+    let key = format!("inputs/{}/{name}", uuid::Uuid::new_v4().simple());
+    rt.block_on(store.put(
+        &object_store::path::Path::from(key.as_str()),
+        contents.into(),
+    ))
+    .unwrap();
+    format!("s3://{S3_BUCKET}/{key}")
+}
+
+/// Every object under the project's store prefix, with its size.
+fn store_objects(p: &Project) -> Vec<(String, u64)> {
+    use futures::TryStreamExt;
+    let config = std::fs::read_to_string(p.config_path()).unwrap();
+    let prefix = config
+        .lines()
+        .find_map(|l| l.strip_prefix("store = \"s3://test/"))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let (store, rt) = test_bucket();
+    let mut objects: Vec<(String, u64)> = rt.block_on(async {
+        store
+            .list(Some(&object_store::path::Path::from(prefix)))
+            .map_ok(|m| (m.location.to_string(), m.size))
+            .try_collect()
+            .await
+            .unwrap()
+    });
+    objects.sort();
+    objects
+}
+
+/// The orders of `orders_ndjson(ids)` as CSV.
+fn orders_csv(ids: std::ops::Range<i64>) -> String {
+    let mut out = String::from("order_id,ts,country,product,quantity,amount\n");
+    for line in orders_ndjson(ids).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let field = |k: &str| match &v[k] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let row = ["order_id", "ts", "country", "product", "quantity", "amount"].map(field);
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn s3_inputs_are_streamed_in_ranges_and_a_bad_line_names_itself() {
+    let p = Project::on(Backend::S3, crate::common::ORDERS_SQL);
+    // ~13 MB of NDJSON: two 8 MiB ranges, and past small_append_rows
+    // (partitioned by hour).
+    let ndjson = put_input("orders.ndjson", orders_ndjson(0..120_000).into_bytes());
+    let out = p.run(&["ingest", "orders", &ndjson]);
+    assert!(out.contains("committed 120000 rows"), "{out}");
+    // ~3 MB of CSV: one range, one file.
+    let csv = put_input("orders.csv", orders_csv(200_000..230_000).into_bytes());
+    let out = p.run(&["ingest", "orders", &csv]);
+    assert!(
+        out.contains("committed 30000 rows (") && out.contains(", 1 files)"),
+        "{out}"
+    );
+    let sums = |p: &Project| {
+        p.run(&[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, count(DISTINCT order_id) AS d, sum(order_id) AS s FROM orders",
+        ])
+    };
+    let want: i64 = (0..120_000).sum::<i64>() + (200_000..230_000).sum::<i64>();
+    assert_eq!(sums(&p), format!("n,d,s\n150000,150000,{want}\n"));
+
+    // A bad line near the end of a large object: named by its line, and
+    // nothing of the append lands (the batches before it were written).
+    let before = store_objects(&p);
+    let mut lines: Vec<String> = orders_ndjson(300_000..420_000)
+        .lines()
+        .map(String::from)
+        .collect();
+    let line_no = lines.len() - 5; // 1-based: the 5th line from the end
+    lines[line_no - 1] = r#"{"order_id":1,"ts":"2026-11-01T10:00:00Z","country":"US","product":"p","quantity":"many","amount":"1.00"}"#.into();
+    let bad = lines.join("\n") + "\n";
+    let url = put_input("bad.ndjson", bad.into_bytes());
+    let out = p.cmd().args(["ingest", "orders", &url]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{url}:{line_no}: column 'quantity'")),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert_eq!(store_objects(&p), before, "the store changed");
+    assert_eq!(sums(&p), format!("n,d,s\n150000,150000,{want}\n"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--format", "json"])).unwrap();
+    assert_eq!(doc["streams"][0]["commits"], 2);
+}
+
+#[test]
+fn s3_parquet_inputs_are_read_by_row_group_and_large_files_upload_in_parts() {
+    let p = Project::on(
+        Backend::S3,
+        "CREATE TABLE blobs (id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, payload VARCHAR NOT NULL)
+         WITH (event_time = 'ts', partition = 'day');",
+    );
+    // Incompressible payloads: ~12 MB of Parquet in one partition, more
+    // than one upload part (8 MiB).
+    let mut x: u64 = 42;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x
+    };
+    let rows = 60_000i64;
+    let ids: Vec<i64> = (0..rows).collect();
+    let ts: Vec<String> = (0..rows)
+        .map(|i| format!("2026-11-01T{:02}:{:02}:00Z", (i / 60) % 24, i % 60))
+        .collect();
+    let payload: Vec<String> = (0..rows)
+        .map(|_| (0..12).map(|_| format!("{:016x}", next())).collect())
+        .collect();
+    let batch = arrow::array::RecordBatch::try_from_iter([
+        (
+            "id",
+            std::sync::Arc::new(arrow::array::Int64Array::from(ids)) as arrow::array::ArrayRef,
+        ),
+        (
+            "ts",
+            std::sync::Arc::new(arrow::array::StringArray::from(ts)) as _,
+        ),
+        (
+            "payload",
+            std::sync::Arc::new(arrow::array::StringArray::from(payload)) as _,
+        ),
+    ])
+    .unwrap();
+    // Several row groups, so the reader streams them.
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(10_000))
+        .build();
+    let mut buf = Vec::new();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let url = put_input("blobs.parquet", buf);
+    let out = p.run(&["ingest", "blobs", &url]);
+    assert!(out.contains("committed 60000 rows"), "{out}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--format", "json"])).unwrap();
+    assert_eq!(doc["streams"][0]["rows"], 60_000);
+    let logged: Vec<(String, u64)> = store_objects(&p)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".parquet"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].1 > 8 * 1024 * 1024, "{logged:?}");
+    // The checksum and size recorded match what was uploaded.
+    let out = p.run(&["check"]);
+    assert!(out.contains("0 problems"), "{out}");
+    let got = p.run(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n, sum(id) AS s, sum(length(payload)) AS l FROM blobs",
+    ]);
+    assert_eq!(
+        got,
+        format!("n,s,l\n60000,{},{}\n", (0..rows).sum::<i64>(), rows * 192)
+    );
+}

@@ -877,7 +877,9 @@ async fn retention_spares_pinned_files_and_a_replay_whose_base_was_retired_moves
 
     // The follower's base is gone: it continues the rebuild's checkpoint.
     let snapshot = strata.snapshot("orders").await.unwrap();
-    follower.apply(&ctx, &snapshot.commits()[3]).await.unwrap();
+    for step in snapshot.steps_between(3, 4).await.unwrap() {
+        follower.apply(&ctx, &step).await.unwrap();
+    }
     let record = follower.checkpoint(&ctx, &store, 1).await.unwrap();
     assert_eq!(record.commits, 4);
     for f in record.paths() {

@@ -161,7 +161,8 @@ async fn parquet_values_round_trip() {
 
 #[tokio::test]
 async fn files_are_partitioned_by_event_time_and_scans_are_pruned() {
-    let p = Project::new(ALL_TYPES);
+    // Every append partitioned, however small (see the small-append tests).
+    let p = Project::new(ALL_TYPES).with_config("[log]\nsmall_append_rows = 0\n");
     let path = p.write("in.ndjson", NDJSON);
     let mut strata = p.strata();
     crate::common::append_file(&mut strata, "events", &path).await;
@@ -223,17 +224,13 @@ async fn a_reader_sees_exactly_the_commits_it_pinned() {
     }
     let head = strata.snapshots().await.unwrap().remove("orders").unwrap();
     assert_eq!(head.head(), Some(2));
-    let pinned = head.at(Some(1));
+    let pinned = head.at(Some(1)).await.unwrap();
     assert_eq!(
-        pinned
-            .commits()
-            .iter()
-            .map(|c| c.commit)
-            .collect::<Vec<_>>(),
+        pinned.steps().iter().map(|c| c.commit).collect::<Vec<_>>(),
         [0, 1]
     );
     assert_eq!(pinned.files().map(|f| f.rows).sum::<u64>(), 20);
-    assert_eq!(head.commits_after(Some(0)).len(), 2);
+    assert_eq!(head.steps_between(1, 3).await.unwrap().len(), 2);
     // A stray file that no commit names is invisible.
     let stray = p
         .store_dir()
@@ -248,5 +245,118 @@ async fn a_reader_sees_exactly_the_commits_it_pinned() {
     assert_eq!(
         crate::common::count(&mut strata, "SELECT count(*) FROM orders").await,
         30
+    );
+}
+
+/// 10 orders over 3 hours (08:00..10:08): hour 8 + i % 3, minute i.
+fn ten_orders_over_three_hours() -> String {
+    (0..10)
+        .map(|i| {
+            format!(
+                "{{\"order_id\":{i},\"ts\":\"2026-11-01T{:02}:{i:02}:00Z\",\"country\":\"US\",\"product\":\"p\",\"quantity\":1,\"amount\":\"1.00\"}}\n",
+                8 + i % 3
+            )
+        })
+        .collect()
+}
+
+/// The files commit `n` of `orders` names, from its record in the store.
+fn committed_files(p: &Project, n: u64) -> Vec<serde_json::Value> {
+    let record = p
+        .store_dir()
+        .join(format!("log/orders/_commits/{n:020}.json"));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    record["files"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_small_append_writes_one_file_whatever_hours_it_spans() {
+    let p = Project::orders();
+    let path = p.write("small.ndjson", ten_orders_over_three_hours());
+    let mut strata = p.strata();
+    let out = crate::common::append_file(&mut strata, "orders", &path).await;
+    assert!(
+        matches!(
+            out,
+            AppendOutcome::Committed {
+                files: 1,
+                rows: 10,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    let files = committed_files(&p, 0);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let f = &files[0];
+    // In the directory of its earliest event time, with exact bounds.
+    let path = f["path"].as_str().unwrap();
+    assert!(path.starts_with("date=2026-11-01/hour=08/"), "{path}");
+    assert_eq!(f["rows"], 10);
+    assert_eq!(f["min_event_time_us"], micros(2026, 11, 1, 8, 0, 0, 0));
+    assert_eq!(f["max_event_time_us"], micros(2026, 11, 1, 10, 8, 0, 0));
+    // Every row reads back, also through a filter that prunes by event time.
+    let count = |sql: &'static str| {
+        let mut strata = p.strata();
+        async move { crate::common::count(&mut strata, sql).await }
+    };
+    assert_eq!(count("SELECT count(*) FROM orders").await, 10);
+    assert_eq!(
+        count("SELECT count(*) FROM orders WHERE ts >= TIMESTAMP '2026-11-01T10:00:00Z'").await,
+        3
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM orders WHERE ts < TIMESTAMP '2026-11-01T08:00:00Z'").await,
+        0
+    );
+    // A shell INSERT of rows over several hours is one file too.
+    p.run(&[
+        "shell",
+        "-c",
+        "INSERT INTO orders VALUES (100, '2026-11-02T01:00:00Z', 'DE', 'p', 1, 1.00), \
+         (101, '2026-11-02T05:00:00Z', 'DE', 'p', 1, 1.00)",
+    ]);
+    let files = committed_files(&p, 1);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0]["path"]
+        .as_str()
+        .unwrap()
+        .starts_with("date=2026-11-02/hour=01/"));
+    assert_eq!(count("SELECT count(*) FROM orders").await, 12);
+}
+
+#[tokio::test]
+async fn an_append_past_small_append_rows_is_partitioned_by_event_time() {
+    let p = Project::orders().with_config("[log]\nsmall_append_rows = 9\n");
+    let path = p.write("large.ndjson", ten_orders_over_three_hours());
+    let mut strata = p.strata();
+    crate::common::append_file(&mut strata, "orders", &path).await;
+    let files = committed_files(&p, 0);
+    let mut dirs: Vec<(String, u64)> = files
+        .iter()
+        .map(|f| {
+            let path = f["path"].as_str().unwrap();
+            let hour: u32 = path[21..23].parse().unwrap();
+            // Each file lies within its hour.
+            assert!(f["min_event_time_us"].as_i64().unwrap() >= micros(2026, 11, 1, hour, 0, 0, 0));
+            assert!(
+                f["max_event_time_us"].as_i64().unwrap() < micros(2026, 11, 1, hour + 1, 0, 0, 0)
+            );
+            (path[..23].to_string(), f["rows"].as_u64().unwrap())
+        })
+        .collect();
+    dirs.sort();
+    assert_eq!(
+        dirs,
+        [
+            ("date=2026-11-01/hour=08".to_string(), 4),
+            ("date=2026-11-01/hour=09".to_string(), 3),
+            ("date=2026-11-01/hour=10".to_string(), 3),
+        ]
+    );
+    assert_eq!(
+        crate::common::count(&mut strata, "SELECT count(*) FROM orders").await,
+        10
     );
 }

@@ -15,6 +15,7 @@ mod idempotency;
 mod kappa;
 mod lambda;
 mod log_roundtrip;
+mod log_scale;
 mod malformed;
 mod sample;
 mod schema;
