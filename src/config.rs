@@ -145,9 +145,12 @@ pub struct LogConfig {
     /// the last log checkpoint (0: never). Opening a log reads the newest
     /// checkpoint and the commits after it.
     pub checkpoint_interval: u64,
-    /// `strata compact` rewrites files smaller than this into files of
-    /// about this size, per event-time partition.
+    /// `strata compact` rewrites files smaller than half of this into
+    /// files of about this size, per event-time partition.
     pub target_file_bytes: u64,
+    /// A writer compacts the log after its append once the log has this
+    /// many small files (0: only `strata compact`).
+    pub auto_compact_files: u64,
     /// An append of at most this many rows (and at most 32 MiB of decoded
     /// data) writes one file, in the partition directory of its earliest
     /// event time, instead of one per event-time partition it touches (0:
@@ -160,6 +163,7 @@ impl Default for LogConfig {
         Self {
             checkpoint_interval: 100,
             target_file_bytes: 64 << 20,
+            auto_compact_files: 1000,
             small_append_rows: 100_000,
         }
     }

@@ -66,8 +66,7 @@ impl Strata {
             .streams
             .iter()
             .map(|(name, def)| {
-                let mut log = StreamLog::new(store.clone(), name.clone())
-                    .with_checkpoint_interval(config.log.checkpoint_interval);
+                let mut log = StreamLog::new(store.clone(), name.clone()).with_config(&config.log);
                 log.declare(def);
                 (name.clone(), log)
             })
@@ -455,8 +454,7 @@ impl Strata {
             if !self.logs.contains_key(name) {
                 self.logs.insert(
                     name.clone(),
-                    StreamLog::new(self.store.clone(), name.clone())
-                        .with_checkpoint_interval(self.config.log.checkpoint_interval),
+                    StreamLog::new(self.store.clone(), name.clone()).with_config(&self.config.log),
                 );
             }
             if let Some(log) = self.logs.get_mut(name) {

@@ -212,12 +212,15 @@ async fn finish_append(
         compacts: None,
     };
     match log.commit(draft).await? {
-        CommitOutcome::Committed(commit) => Ok(AppendOutcome::Committed {
-            commit,
-            rows,
-            bytes,
-            files: files.len(),
-        }),
+        CommitOutcome::Committed(commit) => {
+            log.auto_compact(stream).await;
+            Ok(AppendOutcome::Committed {
+                commit,
+                rows,
+                bytes,
+                files: files.len(),
+            })
+        }
         CommitOutcome::Duplicate(commit) => {
             delete_files(&store, &stream.name, &files).await;
             Ok(AppendOutcome::AlreadyCommitted {

@@ -253,6 +253,10 @@ pub struct StreamLog {
     /// Write a log checkpoint after a commit once this many commits
     /// landed since the last one (0: never).
     checkpoint_interval: u64,
+    /// Compact after an append once this many small files are live (0:
+    /// never), into files of about `target_file_bytes`.
+    auto_compact_files: u64,
+    target_file_bytes: u64,
     /// The declared schema every commit read is checked against.
     schema: Option<schema::SchemaCheck>,
 }
@@ -270,15 +274,42 @@ impl StreamLog {
             state: LogState::default(),
             loaded: false,
             checkpointed: None,
-            checkpoint_interval: crate::config::LogConfig::default().checkpoint_interval,
+            checkpoint_interval: 0,
+            auto_compact_files: 0,
+            target_file_bytes: crate::config::LogConfig::default().target_file_bytes,
             schema: None,
         }
     }
 
-    /// Write a log checkpoint after every `n` commits (0: never).
-    pub fn with_checkpoint_interval(mut self, n: u64) -> Self {
-        self.checkpoint_interval = n;
+    /// Checkpoint and compact as `config` says (a bare `new` does
+    /// neither).
+    pub fn with_config(mut self, config: &crate::config::LogConfig) -> Self {
+        self.checkpoint_interval = config.checkpoint_interval;
+        self.auto_compact_files = config.auto_compact_files;
+        self.target_file_bytes = config.target_file_bytes;
         self
+    }
+
+    /// After an append of `def`'s stream: compact if `auto_compact_files`
+    /// small files are live. The append stands either way: a compaction
+    /// that fails (or loses to another) is a warning.
+    pub async fn auto_compact(&mut self, def: &crate::catalog::StreamDef) {
+        let (every, target) = (self.auto_compact_files, self.target_file_bytes);
+        if every == 0 {
+            return;
+        }
+        let small = self
+            .state
+            .steps
+            .iter()
+            .filter(|s| s.bytes() < target / 2)
+            .count();
+        if (small as u64) < every {
+            return;
+        }
+        if let Err(e) = compact::compact(self, def, target, &|_| {}).await {
+            tracing::warn!("log {}: automatic compaction: {e}", self.stream);
+        }
     }
 
     /// Check every commit read against `def`'s declared schema: a refresh

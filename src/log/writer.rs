@@ -316,6 +316,48 @@ impl PartitionedWriter {
         // a partition that is still filling); a file whose memory is its
         // upload buffer is finished. Each file is picked at most twice, so
         // this ends.
+        if std::env::var_os("STRATA_DEBUG_MEM").is_some() {
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            if N.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 25 == 0 {
+                let ms: usize = self.open.values().map(|f| f.writer.memory_size()).sum();
+                let ip: usize = self
+                    .open
+                    .values()
+                    .map(|f| f.writer.in_progress_size())
+                    .sum();
+                let bu: usize = self.open.values().map(OpenFile::buffered).sum();
+                let rss = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+                let rss: usize = rss
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0)
+                    * 4096;
+                eprintln!(
+                    "open={} mem_size={}M in_prog={}M buffered={}M rss={}M",
+                    self.open.len(),
+                    ms >> 20,
+                    ip >> 20,
+                    bu >> 20,
+                    rss >> 20
+                );
+                let mut v: Vec<(usize, usize, usize)> = self
+                    .open
+                    .values()
+                    .map(|f| {
+                        (
+                            f.writer.memory_size(),
+                            f.writer.in_progress_rows(),
+                            f.buffered(),
+                        )
+                    })
+                    .collect();
+                v.sort();
+                v.reverse();
+                v.truncate(6);
+                eprintln!("  top (mem, rows, buffered): {v:?}");
+            }
+        }
         loop {
             let total: usize = self.open.values().map(OpenFile::memory).sum();
             if total <= self.limits.memory_budget_bytes {

@@ -93,7 +93,7 @@ fn a_clean_store_passes() {
     let (ok, out, err) = check(&p, &["--strict"]);
     assert!(ok, "{out}{err}");
     assert!(
-        out.contains("check: 4 commits, 2 batch versions, 2 kappa checkpoints;")
+        out.contains("check: 4 commits, 0 log checkpoints, 2 batch versions, 2 kappa checkpoints;")
             && out.contains("0 problems, 0 orphans"),
         "{out}"
     );

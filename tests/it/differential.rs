@@ -13,7 +13,8 @@
 //! whose group key the batch lacks. With `serving = 'merge'`, and for a
 //! row view, it is the view over all events — late ones included. A random filter over the served view equals the filter over
 //! the expected rows; at the end a Kappa replay equals the view over all
-//! events and `verify` passes.
+//! events and `verify` passes. The log is compacted at random points too:
+//! compaction must change no answer.
 //!
 //! `STRATA_DIFF_CASES` sets the number of cases (default 48).
 
@@ -104,6 +105,8 @@ struct Case {
     cuts: Vec<usize>,
     /// After which commits to batch.
     batches: Vec<bool>,
+    /// After which commits to compact the log (before the batch).
+    compacts: Vec<bool>,
     /// Which output column the served filter uses.
     filter_column: usize,
     /// `serving = 'merge'` (grouped shapes only).
@@ -153,19 +156,23 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::collection::vec(event(), 1..40),
         proptest::collection::vec(1usize..15, 1..5),
         proptest::collection::vec(any::<bool>(), 5),
+        proptest::collection::vec(proptest::bool::weighted(0.3), 5),
         0usize..8,
         any::<bool>(),
     )
         .prop_map(
-            |(nullable, shape, filter, events, cuts, batches, filter_column, merge)| Case {
-                nullable,
-                shape,
-                filter,
-                events,
-                cuts,
-                batches,
-                filter_column,
-                merge,
+            |(nullable, shape, filter, events, cuts, batches, compacts, filter_column, merge)| {
+                Case {
+                    nullable,
+                    shape,
+                    filter,
+                    events,
+                    cuts,
+                    batches,
+                    compacts,
+                    filter_column,
+                    merge,
+                }
             },
         )
 }
@@ -495,6 +502,11 @@ async fn check_case(case: Case) {
             .append_batches("s", vec![commit.clone()], None)
             .await
             .unwrap();
+        // Compaction adds a commit but no rows: the semantics below count
+        // data commits, and must not change.
+        if case.compacts[i % case.compacts.len()] {
+            strata.compact(&[], &|_| {}).await.unwrap();
+        }
         let mut steps = vec![false];
         if case.batches[i % case.batches.len()] {
             steps.push(true);

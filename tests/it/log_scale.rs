@@ -142,13 +142,21 @@ impl ObjectStore for Counting {
     }
 }
 
+/// A project checkpointing its log every `interval` commits, compacting
+/// only when told to.
 fn project(sql: &str, interval: u64) -> Project {
+    project_with(
+        sql,
+        &format!("checkpoint_interval = {interval}\nauto_compact_files = 0"),
+    )
+}
+
+/// A project with `log` as its `[log]` settings.
+fn project_with(sql: &str, log: &str) -> Project {
     let p = Project::new(sql);
     std::fs::write(
         p.config_path(),
-        format!(
-            "store = \"file://store\"\nsql_dir = \"sql\"\n[log]\ncheckpoint_interval = {interval}\n"
-        ),
+        format!("store = \"file://store\"\nsql_dir = \"sql\"\n[log]\n{log}\n"),
     )
     .unwrap();
     p
@@ -641,4 +649,26 @@ async fn four_writers_a_compactor_and_a_checkpointer() {
     let out = p.cmd().arg("check").assert().success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(text.contains("0 problems"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_compact_the_log_past_auto_compact_files() {
+    let p = project_with(
+        ORDERS_SQL,
+        "checkpoint_interval = 4\nauto_compact_files = 6",
+    );
+    let mut strata = p.strata();
+    one_row_commits(&mut strata, &p, 0..20).await;
+    let snap = strata.snapshot("orders").await.unwrap();
+    assert!(snap.steps().len() < 6, "{} live steps", snap.steps().len());
+    assert!(snap.steps().iter().any(|s| s.compaction.is_some()));
+    assert!(snap.count() > 20, "compaction commits were added");
+    let want: Vec<i64> = (0..20).collect();
+    assert_eq!(ids(&mut strata).await, want);
+    let mut fresh = p.strata();
+    assert_eq!(ids(&mut fresh).await, want);
+    // Idempotency keys survive compaction.
+    let log = &open_counted(&p).await.1;
+    assert_eq!(log.find_key("k3"), Some(3));
+    p.cmd().arg("check").assert().success();
 }
