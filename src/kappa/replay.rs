@@ -127,23 +127,33 @@ pub async fn run(
             todo.push(steps);
         }
         progress(ReplayEvent::Pending { commits, events });
-        for (i, (p, steps)) in procs.iter_mut().zip(todo).enumerate() {
+        for (i, (p, mut steps)) in procs.iter_mut().zip(todo).enumerate() {
             let end = end(p);
-            for step in &steps {
-                if opts.stopped() {
-                    break 'replay;
+            let snapshot = &snapshots[&p.view().stream];
+            'view: loop {
+                for step in &steps {
+                    if opts.stopped() {
+                        break 'replay;
+                    }
+                    p.apply(&ctx, step).await?;
+                    progress(ReplayEvent::Commit {
+                        view: p.view().name.clone(),
+                        commit: step.commit,
+                        events: step.rows(),
+                    });
+                    if p.due(&opts.policy) {
+                        let (record, pause) = p.timed_checkpoint(&ctx, &store, retain).await?;
+                        last[i] = Some((record.seq, record.rows));
+                        progress(ReplayEvent::Checkpoint { record, pause });
+                        // It adopted a rival replay's later checkpoint:
+                        // carry on from where that one stands.
+                        if p.commits != step.commit + 1 {
+                            steps = snapshot.steps_between(p.commits, end).await?;
+                            continue 'view;
+                        }
+                    }
                 }
-                p.apply(&ctx, step).await?;
-                progress(ReplayEvent::Commit {
-                    view: p.view().name.clone(),
-                    commit: step.commit,
-                    events: step.rows(),
-                });
-                if p.due(&opts.policy) {
-                    let (record, pause) = p.timed_checkpoint(&ctx, &store, retain).await?;
-                    last[i] = Some((record.seq, record.rows));
-                    progress(ReplayEvent::Checkpoint { record, pause });
-                }
+                break;
             }
             p.reach(end);
         }

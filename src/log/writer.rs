@@ -13,12 +13,14 @@
 //! [`UPLOAD_PART_BYTES`] is put whole when finished; a larger one goes up as
 //! a multipart upload in parts of that size, completed when the file is.
 //! Either way a file is absent or complete in the store. Memory is bounded:
-//! a file holds its row group in progress and its upload buffer, and while
-//! the open files together exceed the budget the one holding the most ends
-//! its row group early or, if its memory is its upload buffer, is finished
-//! (later rows of its partition start a new file).
+//! a file holds the rows of its next row group (as Arrow batches: they are
+//! encoded a row group at a time) and its upload buffer, and while the open
+//! files together exceed the budget the one holding the most gives some
+//! back: its waiting rows become a (smaller) row group or, if its memory is
+//! its upload buffer, it is finished (later rows of its partition start a
+//! new file).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
@@ -51,13 +53,23 @@ pub const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts of one file in flight at once.
 const UPLOAD_CONCURRENCY: usize = 2;
 
+/// What an open file costs in memory beyond its rows and upload buffer,
+/// as the budget counts it.
+const OPEN_FILE_BYTES: usize = 64 * 1024;
+
+/// Rows per row group (as [`log_writer_properties`] sets): a file's rows
+/// are encoded this many at a time.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// Writer tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterLimits {
     /// Finish a file once its encoded size reaches this.
     pub target_file_bytes: usize,
-    /// Finish the largest open file while the open files' memory (row
-    /// groups in progress, upload buffers) exceeds this.
+    /// While the open files' memory (rows waiting to be encoded, upload
+    /// buffers) exceeds this, the one holding the most encodes its rows or
+    /// is finished. With the reader's buffers, an ingest of a 1 GiB NDJSON
+    /// object peaks around 200 MiB (`benches/ingest_s3_memory.sh`).
     pub memory_budget_bytes: usize,
     /// Appends of at most this many rows write one file (0, the default
     /// here: always partition; appends take `[log] small_append_rows`).
@@ -68,7 +80,7 @@ impl Default for WriterLimits {
     fn default() -> Self {
         Self {
             target_file_bytes: 128 * 1024 * 1024,
-            memory_budget_bytes: 128 * 1024 * 1024,
+            memory_budget_bytes: 64 * 1024 * 1024,
             small_append_rows: 0,
         }
     }
@@ -80,12 +92,16 @@ pub fn log_writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_2_0)
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }
 
-/// One file being written: encoded row group by row group, each handed to
-/// its upload as soon as it is complete.
+/// One file being written. Its rows wait as Arrow batches until a row
+/// group's worth is there ([`ROW_GROUP_ROWS`], or less when the budget
+/// asks), then are encoded as one row group and handed to the upload. So
+/// the encoder's per-column state (which reserves several MiB per row group
+/// in progress) exists for one row group at a time, not for every open
+/// partition.
 struct OpenFile {
     /// Path relative to the stream's directory.
     path: String,
@@ -94,6 +110,10 @@ struct OpenFile {
     sha256: Sha256,
     /// Bytes handed to the upload so far.
     uploaded: u64,
+    /// Rows not yet encoded, and their memory.
+    pending: VecDeque<RecordBatch>,
+    pending_rows: usize,
+    pending_bytes: usize,
     rows: u64,
     min: i64,
     max: i64,
@@ -115,29 +135,68 @@ impl OpenFile {
                 .with_max_concurrency(UPLOAD_CONCURRENCY),
             sha256: Sha256::new(),
             uploaded: 0,
+            pending: VecDeque::new(),
+            pending_rows: 0,
+            pending_bytes: 0,
             rows: 0,
             min: i64::MAX,
             max: i64::MIN,
         })
     }
 
-    /// Add `batch`, whose event times are `ts`.
+    /// Add `batch`, whose event times are `ts`; encode every full row group.
     async fn write(&mut self, batch: &RecordBatch, ts: &[i64]) -> Result<()> {
-        self.writer.write(batch)?;
         self.rows += batch.num_rows() as u64;
         for &t in ts {
             self.min = self.min.min(t);
             self.max = self.max.max(t);
         }
+        self.pending_rows += batch.num_rows();
+        self.pending_bytes += batch.get_array_memory_size();
+        self.pending.push_back(batch.clone());
+        while self.pending_rows >= ROW_GROUP_ROWS {
+            self.encode(ROW_GROUP_ROWS).await?;
+        }
+        Ok(())
+    }
+
+    /// Encode the first `rows` pending rows as one row group and hand it to
+    /// the upload.
+    async fn encode(&mut self, rows: usize) -> Result<()> {
+        let mut left = rows.min(self.pending_rows);
+        while left > 0 {
+            let Some(batch) = self.pending.pop_front() else {
+                break;
+            };
+            let part = if batch.num_rows() > left {
+                self.pending
+                    .push_front(batch.slice(left, batch.num_rows() - left));
+                batch.slice(0, left)
+            } else {
+                batch
+            };
+            self.writer.write(&part)?;
+            left -= part.num_rows();
+            self.pending_rows -= part.num_rows();
+        }
+        self.pending_bytes = self
+            .pending
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        self.writer.flush()?;
         self.drain().await
     }
 
-    /// Hand what the encoder has finished (whole row groups) to the upload.
+    /// Hand what the encoder has finished to the upload.
     async fn drain(&mut self) -> Result<()> {
         if self.writer.inner().is_empty() {
             return Ok(());
         }
-        let bytes = Bytes::from(std::mem::take(self.writer.inner_mut()));
+        // No spare capacity kept for as long as the upload holds it.
+        let mut buf = std::mem::take(self.writer.inner_mut());
+        buf.shrink_to_fit();
+        let bytes = Bytes::from(buf);
         self.sha256.update(&bytes);
         self.uploaded += bytes.len() as u64;
         self.upload.put(bytes).await?;
@@ -146,7 +205,7 @@ impl OpenFile {
 
     /// The file's size so far, encoded.
     fn size(&self) -> usize {
-        self.uploaded as usize + self.writer.in_progress_size()
+        self.uploaded as usize
     }
 
     /// What its upload holds in memory: everything handed to it while it is
@@ -161,21 +220,17 @@ impl OpenFile {
         }
     }
 
-    /// What the file holds in memory: its row group in progress and its
-    /// upload's buffers.
+    /// What the file holds in memory: rows waiting, the upload's buffers
+    /// and the file's own state.
     fn memory(&self) -> usize {
-        self.writer.memory_size() + self.buffered()
+        self.pending_bytes + self.buffered() + OPEN_FILE_BYTES
     }
 
-    /// End the row group in progress (its encoded bytes go to the upload):
-    /// the file stays open and holds far less.
-    async fn flush_row_group(&mut self) -> Result<()> {
-        self.writer.flush()?;
-        self.drain().await
-    }
-
-    /// Write the footer and complete the upload.
+    /// Write the rows left and the footer, and complete the upload.
     async fn finish(mut self) -> Result<FileEntry> {
+        if self.pending_rows > 0 {
+            self.encode(self.pending_rows).await?;
+        }
         self.writer.finish()?;
         self.drain().await?;
         self.upload.shutdown().await?;
@@ -311,53 +366,11 @@ impl PartitionedWriter {
         for key in full {
             self.finish_file(key).await?;
         }
-        // Over the budget: the file holding the most gives some back. A row
-        // group in progress is ended (the file stays open: no extra file for
-        // a partition that is still filling); a file whose memory is its
-        // upload buffer is finished. Each file is picked at most twice, so
-        // this ends.
-        if std::env::var_os("STRATA_DEBUG_MEM").is_some() {
-            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            if N.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 25 == 0 {
-                let ms: usize = self.open.values().map(|f| f.writer.memory_size()).sum();
-                let ip: usize = self
-                    .open
-                    .values()
-                    .map(|f| f.writer.in_progress_size())
-                    .sum();
-                let bu: usize = self.open.values().map(OpenFile::buffered).sum();
-                let rss = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-                let rss: usize = rss
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|x| x.parse().ok())
-                    .unwrap_or(0)
-                    * 4096;
-                eprintln!(
-                    "open={} mem_size={}M in_prog={}M buffered={}M rss={}M",
-                    self.open.len(),
-                    ms >> 20,
-                    ip >> 20,
-                    bu >> 20,
-                    rss >> 20
-                );
-                let mut v: Vec<(usize, usize, usize)> = self
-                    .open
-                    .values()
-                    .map(|f| {
-                        (
-                            f.writer.memory_size(),
-                            f.writer.in_progress_rows(),
-                            f.buffered(),
-                        )
-                    })
-                    .collect();
-                v.sort();
-                v.reverse();
-                v.truncate(6);
-                eprintln!("  top (mem, rows, buffered): {v:?}");
-            }
-        }
+        // Over the budget: the file holding the most gives some back. Its
+        // waiting rows become a row group (the file stays open: no extra file
+        // for a partition that is still filling), or, when its memory is its
+        // upload buffer, it is finished. Each file is picked at most twice in
+        // a row, so this ends.
         loop {
             let total: usize = self.open.values().map(OpenFile::memory).sum();
             if total <= self.limits.memory_budget_bytes {
@@ -368,8 +381,9 @@ impl PartitionedWriter {
                 .iter_mut()
                 .max_by_key(|(k, f)| (f.memory(), std::cmp::Reverse(**k)))
                 .expect("budget exceeded with no open file");
-            if file.writer.memory_size() >= file.buffered() {
-                file.flush_row_group().await?;
+            if file.pending_bytes > file.buffered() {
+                let rows = file.pending_rows;
+                file.encode(rows).await?;
             } else {
                 self.finish_file(largest).await?;
             }
