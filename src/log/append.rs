@@ -153,7 +153,7 @@ async fn already_committed(
 ) -> Result<Option<AppendOutcome>> {
     // Before anything is written: a log the declared schema cannot read
     // (invariant 8) takes no append.
-    log.refresh().await?;
+    log.catch_up().await?;
     if let Some(key) = key {
         if let Some(commit) = log.find_key(key) {
             return Ok(Some(AppendOutcome::AlreadyCommitted {

@@ -94,7 +94,7 @@ pub async fn compact(
         out.push(done);
     }
     if !out.is_empty() {
-        log.refresh().await?;
+        log.catch_up().await?;
         log.write_checkpoint().await?;
     }
     Ok(out)

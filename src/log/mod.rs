@@ -261,6 +261,9 @@ pub struct StreamLog {
     schema: Option<schema::SchemaCheck>,
 }
 
+/// Commit records read at once when probing past a log checkpoint.
+const PROBE_WINDOW: u64 = 8;
+
 /// How many times a writer re-reads the head after losing the race for a
 /// commit number before giving up. Every lost race means another writer made
 /// progress, so this only bounds starvation.
@@ -346,6 +349,13 @@ impl StreamLog {
 
     /// Read any commits published since the last call and return the head snapshot.
     pub async fn refresh(&mut self) -> Result<Snapshot> {
+        self.catch_up().await?;
+        Ok(self.snapshot())
+    }
+
+    /// Read any commits published since the last call (the state only: a
+    /// writer needs no snapshot).
+    pub async fn catch_up(&mut self) -> Result<()> {
         if !self.loaded {
             self.initial_load().await?;
             self.loaded = true;
@@ -358,7 +368,7 @@ impl StreamLog {
         if let Some(check) = &mut self.schema {
             check.verify(&self.store, &self.state.schemas).await?;
         }
-        Ok(self.snapshot())
+        Ok(())
     }
 
     /// The snapshot of what has been read so far (call `refresh` first).
@@ -371,23 +381,24 @@ impl StreamLog {
         )
     }
 
-    /// Start from the newest log checkpoint, then list the commits after
-    /// it once and fetch them concurrently; later refreshes only probe
-    /// forward.
+    /// Start from the newest log checkpoint and read the commits after it
+    /// (a few: a writer checkpoints every `checkpoint_interval` commits),
+    /// fetched [`PROBE_WINDOW`] at a time; without a checkpoint, list the
+    /// commit directory once (which also finds a gap) and fetch every
+    /// record concurrently. Later refreshes only probe forward.
     async fn initial_load(&mut self) -> Result<()> {
         if let Some(c) = checkpoint::newest(&self.store, &self.stream).await? {
             self.checkpointed = Some(c.commit);
             self.state = LogState::from_checkpoint(c);
+            return self.probe_forward().await;
         }
-        let after = self.state.next;
-        let numbers = self.records().list_from(after).await?;
+        let numbers = self.records().list().await?;
         for (i, &n) in numbers.iter().enumerate() {
-            let expected = after + i as u64;
-            if n != expected {
+            if n != i as u64 {
                 return Err(StrataError::CorruptLog {
                     stream: self.stream.clone(),
-                    commit: expected,
-                    message: format!("commit {expected} is missing but commit {n} exists"),
+                    commit: i as u64,
+                    message: format!("commit {i} is missing but commit {n} exists"),
                 });
             }
         }
@@ -405,6 +416,27 @@ impl StreamLog {
             self.state.apply(&self.stream, &record)?;
         }
         Ok(())
+    }
+
+    /// Read the commits after the state, a window of concurrent GETs at a
+    /// time, up to the first that is not there. (A listing would cost the
+    /// whole directory on stores that cannot start a listing at a key.)
+    async fn probe_forward(&mut self) -> Result<()> {
+        loop {
+            let from = self.state.next;
+            let window: Vec<Option<CommitRecord>> =
+                futures::stream::iter(from..from + PROBE_WINDOW)
+                    .map(|n| self.read_commit(n))
+                    .buffered(PROBE_WINDOW as usize)
+                    .try_collect()
+                    .await?;
+            for record in window {
+                let Some(record) = record else {
+                    return Ok(());
+                };
+                self.state.apply(&self.stream, &record)?;
+            }
+        }
     }
 
     fn records(&self) -> RecordDir<CommitRecord> {
@@ -441,7 +473,7 @@ impl StreamLog {
 
     /// The commit that holds `key`, if any (after a refresh).
     pub async fn committed_key(&mut self, key: &str) -> Result<Option<u64>> {
-        self.refresh().await?;
+        self.catch_up().await?;
         Ok(self.find_key(key))
     }
 
@@ -451,7 +483,7 @@ impl StreamLog {
     /// [`StrataError::CompactionConflict`]).
     pub async fn commit(&mut self, mut draft: CommitRecord) -> Result<CommitOutcome> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            self.refresh().await?;
+            self.catch_up().await?;
             if let Some(key) = &draft.idempotency_key {
                 if let Some(n) = self.find_key(key) {
                     return Ok(CommitOutcome::Duplicate(n));
@@ -511,7 +543,7 @@ impl StreamLog {
         }
     }
 
-    /// Write a log checkpoint of everything read so far (refresh first);
+    /// Write a log checkpoint of everything read so far (catch up first);
     /// `None` for an empty log.
     pub async fn write_checkpoint(&mut self) -> Result<Option<u64>> {
         let Some(c) = self.state.checkpoint(&self.stream) else {

@@ -85,24 +85,6 @@ impl<T: Serialize + DeserializeOwned> RecordDir<T> {
         list_numbered(&self.store, &self.dir).await
     }
 
-    /// The numbers of the records from `n` on, ascending (one listing
-    /// that starts after record `n - 1`'s name).
-    pub async fn list_from(&self, n: u64) -> Result<Vec<u64>> {
-        let Some(before) = n.checked_sub(1) else {
-            return self.list().await;
-        };
-        let mut out: Vec<u64> = self
-            .store
-            .list_with_offset(Some(&self.dir), &self.path(before))
-            .map_ok(|meta| record_number(&meta.location))
-            .try_filter_map(|n| async move { Ok(n) })
-            .try_collect()
-            .await?;
-        out.retain(|&m| m >= n);
-        out.sort_unstable();
-        Ok(out)
-    }
-
     /// Record `n`, or `None` if there is none (not yet written, or
     /// retired). A record that does not parse is a
     /// [`StrataError::CorruptRecord`].
