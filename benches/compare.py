@@ -20,19 +20,34 @@ log) with three engines, times them, and checks they return the same rows:
               in-memory collect).
 
 The SQL text is the same for all three engines. DuckDB gets only
-compatibility macros for DataFusion functions it lacks (see duckdb_connect).
+compatibility macros for DataFusion functions it lacks (see duckdb_connect):
+every function the views use other than date_bin (date_trunc, date_part,
+CASE, the aggregates) means the same in both.
+
+Workloads (--workload, one or both, e.g. `--workload events tpch`):
+  events  the sample orders: the views of sql/views.sql and the
+          benchmark-only views strata bench adds (a per-minute key, string
+          keys only, a filter-heavy row view);
+  tpch    TPC-H lineitem: every TPC-H query or sub-query over lineitem alone
+          that a materialized view can express (Q1, Q4, Q6, Q12, Q15, Q17,
+          Q18, Q19, Q20, Q21; each view's comment in `strata bench`'s
+          lineitem.sql says how it differs from the original).
+Each workload is prepared, run and reported on its own, in the order given;
+the report names the workload of every table.
 
 Steps:
   1. Venv: target/compare-venv is created on first use and the pinned
      packages (duckdb, pytz: DuckDB needs pytz to return TIMESTAMP WITH TIME
      ZONE values) installed into it; the script re-runs itself in it.
-  2. Prepare: if DIR has no strata.toml, run
+  2. Prepare, per workload: if its DIR has no strata.toml, run
      `STRATA bench --workload W --events N|--sf F --dir DIR --prepare-only`,
      which makes a project in DIR (strata.toml, sql/, a local store with the
-     history ingested). An existing DIR is reused as it is.
-  3. Start `STRATA compare-worker --config DIR/strata.toml`: a long-lived
-     process running the strata and DataFusion sides. Line protocol, one
-     command a line on its stdin, one JSON object a line on its stdout:
+     history ingested). An existing DIR is reused as it is, views included
+     (remove a project prepared by an older strata to get the current views).
+  3. Start, per workload, `STRATA compare-worker --config DIR/strata.toml`:
+     a long-lived process running the strata and DataFusion sides. Line
+     protocol, one command a line on its stdin, one JSON object a line on
+     its stdout:
        info             {"stream", "files": [...], "views": [{"name", "sql",
                          "order_by": [...]}, ...]}
        strata VIEW      {"ms", "rows", "files": [published version's files]}
@@ -48,8 +63,13 @@ Method, per view:
   - then --runs rounds, each running strata, DataFusion, DuckDB in turn
     (alternating, so drift on the machine hits all three alike);
   - reported: the median run in ms (with min and max) per engine, the ratios
-    of the medians strata/DuckDB and strata/DataFusion; over all views the
-    geometric mean of each ratio and the worst strata/DuckDB ratio.
+    of the medians strata/DuckDB and strata/DataFusion; over all views of a
+    workload the geometric mean of each ratio and the worst strata/DuckDB
+    ratio (and, with two workloads, the same over the views of both).
+  - rows: the rows each engine's result has (the same for all three when
+    the check passes). A grouped view's strata version stores its groups,
+    before HAVING: when that is more than its rows, the table says so
+    (strata writes them all; the others only return the rows).
 
 Same-rows check (after the timed runs of each view, not timed): DuckDB reads
 the last strata version's files, the last DataFusion result file and its own
@@ -64,11 +84,14 @@ DuckDB's a DOUBLE) one unit of the coarser value's last digit is allowed too.
 A view whose rows differ is marked DIFFERENT and its first differing row from
 each engine is printed after the table.
 
-Output: a markdown table on stdout (for BENCHMARKS.md) with the command line
-and the machine; progress on stderr; everything as JSON with --json FILE.
+Output: per workload, a markdown table on stdout (for BENCHMARKS.md) with
+the command line and the machine; progress on stderr; everything as JSON
+with --json FILE: {"command", "machine", "workloads": [one report per
+workload: {"workload", "events", "sf", "runs", "dir", "views", "summary"}],
+"all_same_rows"}.
 
-Exit codes: 0 all views returned the same rows, 1 some differ, 2 a usage,
-setup or worker error (one line naming what failed).
+Exit codes: 0 all views of every workload returned the same rows, 1 some
+differ, 2 a usage, setup or worker error (one line naming what failed).
 """
 
 from __future__ import annotations
@@ -93,6 +116,7 @@ VENV = REPO / "target" / "compare-venv"
 # Pinned: duckdb, and pytz, which duckdb imports to return TIMESTAMPTZ values.
 REQUIREMENTS = {"duckdb": "2.0.0", "pytz": "2026.6"}
 ENGINES = ("strata", "datafusion", "duckdb")
+WORKLOADS = ("events", "tpch")
 LABELS = {"strata": "strata", "datafusion": "DataFusion", "duckdb": "DuckDB"}
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 NUMBERS = (int, float, decimal.Decimal)
@@ -120,14 +144,22 @@ def parse_args() -> argparse.Namespace:
             "  python3 benches/compare.py --strata target/debug/strata "
             "--events 100000\n"
             "The debug build is much slower, so its ratios mean little.\n"
+            "\n"
+            "Both workloads in one run (one table each):\n"
+            "  python3 benches/compare.py --workload events tpch "
+            "--events 10000000 --sf 1\n"
         ),
     )
     parser.add_argument(
         "--workload",
-        choices=("events", "tpch"),
-        default="events",
-        help="events: the sample orders stream and the views of sql/views.sql; "
-        "tpch: TPC-H lineitem and TPC-H-style views (default: events)",
+        choices=WORKLOADS,
+        nargs="+",
+        default=["events"],
+        metavar="W",
+        help="events: the sample orders stream, the views of sql/views.sql and "
+        "strata bench's extra ones; tpch: TPC-H lineitem and the TPC-H queries "
+        "over it; both (events tpch) run one after the other, each with its "
+        "own table (default: events)",
     )
     parser.add_argument(
         "--events",
@@ -161,9 +193,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--dir",
         type=Path,
+        action="append",
         metavar="DIR",
         help="the project to run in, prepared if it has no strata.toml "
-        "(default: target/compare/events-N or target/compare/tpch-F)",
+        "(default: target/compare/events-N or target/compare/tpch-F); "
+        "with two workloads give it twice, in the order of --workload",
     )
     parser.add_argument(
         "--json",
@@ -178,10 +212,21 @@ def parse_args() -> argparse.Namespace:
         parser.error("--events must be at least 1")
     if args.sf <= 0:
         parser.error("--sf must be positive")
+    if len(set(args.workload)) < len(args.workload):
+        parser.error("--workload names a workload twice")
     if args.dir is None:
-        size = args.events if args.workload == "events" else f"{args.sf:g}"
-        args.dir = REPO / "target" / "compare" / f"{args.workload}-{size}"
+        args.dir = [default_dir(args, workload) for workload in args.workload]
+    if len(args.dir) != len(args.workload):
+        parser.error(
+            f"{len(args.dir)} --dir for {len(args.workload)} workloads: "
+            "give one per workload, in the order of --workload"
+        )
     return args
+
+
+def default_dir(args: argparse.Namespace, workload: str) -> Path:
+    size = args.events if workload == "events" else f"{args.sf:g}"
+    return REPO / "target" / "compare" / f"{workload}-{size}"
 
 
 def ensure_venv() -> None:
@@ -228,20 +273,20 @@ def strata_version(strata: Path) -> str:
     return done.stdout.strip()
 
 
-def prepare(args: argparse.Namespace) -> None:
-    """Make the project in --dir with `strata bench --prepare-only`, unless there."""
-    if (args.dir / "strata.toml").exists():
-        log(f"using the prepared project {args.dir}")
+def prepare(args: argparse.Namespace, workload: str, directory: Path) -> None:
+    """Make the project in `directory` (`strata bench --prepare-only`), unless there."""
+    if (directory / "strata.toml").exists():
+        log(f"using the prepared project {directory}")
         return
     size = ["--events", str(args.events)]
-    if args.workload == "tpch":
+    if workload == "tpch":
         size = ["--sf", f"{args.sf:g}"]
-    command = [str(args.strata), "bench", "--workload", args.workload, *size]
-    command += ["--dir", str(args.dir), "--prepare-only"]
-    log(f"preparing {args.dir}: {shlex.join(command)}")
+    command = [str(args.strata), "bench", "--workload", workload, *size]
+    command += ["--dir", str(directory), "--prepare-only"]
+    log(f"preparing {directory}: {shlex.join(command)}")
     # Its output goes to stderr, keeping stdout for the table.
     if subprocess.run(command, stdout=sys.stderr).returncode:
-        raise Failure(f"preparing {args.dir} failed: {shlex.join(command)}")
+        raise Failure(f"preparing {directory} failed: {shlex.join(command)}")
 
 
 class Worker:
@@ -427,8 +472,9 @@ def first_different_column(columns: list[str], rows: dict) -> str | None:
     return None
 
 
-def compare_rows(connection, view: dict, last: dict) -> dict | None:
-    """The first difference between the engines' sorted rows, or None if the same."""
+def compare_rows(connection, view: dict, last: dict) -> tuple[dict | None, dict]:
+    """The first difference between the engines' sorted rows (None if the
+    same), and each engine's number of rows."""
     results = {
         "strata": fetch_sorted(connection, read_parquet(last["strata"]["files"]), view),
         "datafusion": fetch_sorted(
@@ -436,9 +482,10 @@ def compare_rows(connection, view: dict, last: dict) -> dict | None:
         ),
         "duckdb": fetch_sorted(connection, "result", view),
     }
+    counts = {engine: len(rows) for engine, (_, rows) in results.items()}
     columns = {engine: names for engine, (names, _) in results.items()}
     if len({len(names) for names in columns.values()}) > 1:
-        return {"columns": columns}
+        return {"columns": columns}, counts
     length = max(len(rows) for _, rows in results.values())
     for index in range(length):
         at = {
@@ -451,15 +498,20 @@ def compare_rows(connection, view: dict, last: dict) -> dict | None:
                 "row": index + 1,
                 "column": column,
                 "rows": {engine: show(row) for engine, row in at.items()},
-            }
-    return None
+            }, counts
+    return None, counts
 
 
-def summarise(name: str, times: dict, last: dict, difference: dict | None) -> dict:
+def summarise(
+    name: str, times: dict, last: dict, difference: dict | None, counts: dict
+) -> dict:
     medians = {engine: statistics.median(times[engine]) for engine in ENGINES}
     return {
         "name": name,
-        "rows": {engine: last[engine]["rows"] for engine in ENGINES},
+        # The rows of each engine's result; strata's version stores its
+        # groups (before HAVING), which can be more.
+        "rows": counts,
+        "strata_stored_rows": last["strata"]["rows"],
         "ms": times,
         "median_ms": medians,
         "strata_over_duckdb": medians["strata"] / medians["duckdb"],
@@ -489,8 +541,8 @@ def machine(strata: str, duckdb_version: str) -> dict:
     }
 
 
-def print_report(report: dict) -> None:
-    m = report["machine"]
+def print_report(report: dict, command: str, m: dict) -> None:
+    """One workload's section: heading, command, machine, table, summary."""
     views = report["views"]
     size = (
         f"{report['events']} events"
@@ -503,7 +555,7 @@ def print_report(report: dict) -> None:
         f"{size}, {runs}"
     )
     print()
-    print(f"Command: `{report['command']}`")
+    print(f"Command: `{command}`")
     print()
     print(
         f"Machine: {m['cores']} cores, {m['memory_gib']} GiB RAM, {m['system']}; "
@@ -516,12 +568,14 @@ def print_report(report: dict) -> None:
         "| strata/DuckDB | strata/DataFusion | same rows |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    stored_note = False
     for view in views:
         counts = [str(view["rows"][engine]) for engine in ENGINES]
-        cells = [
-            view["name"],
-            counts[0] if len(set(counts)) == 1 else " / ".join(counts),
-        ]
+        rows = counts[0] if len(set(counts)) == 1 else " / ".join(counts)
+        if view["strata_stored_rows"] > view["rows"]["strata"]:
+            rows += f" ({view['strata_stored_rows']} groups\u00b9)"
+            stored_note = True
+        cells = [view["name"], rows]
         for engine in ENGINES:
             runs = view["ms"][engine]
             cells.append(
@@ -535,9 +589,14 @@ def print_report(report: dict) -> None:
         print("| " + " | ".join(cells) + " |")
     print()
     print("ms: median (min–max) of the timed runs.")
+    if stored_note:
+        print(
+            "\u00b9 strata's version stores the view's groups, before HAVING, "
+            "and writes them all; the rows are the groups that pass."
+        )
     summary = report["summary"]
     print(
-        f"Geometric mean over {len(views)} views: strata/DuckDB "
+        f"Geometric mean over {len(views)} {report['workload']} views: strata/DuckDB "
         f"{summary['geomean_strata_over_duckdb']:.2f}, strata/DataFusion "
         f"{summary['geomean_strata_over_datafusion']:.2f}. Worst strata/DuckDB: "
         f"{summary['worst_strata_over_duckdb']['ratio']:.2f} "
@@ -561,15 +620,35 @@ def print_report(report: dict) -> None:
             print(f"  {LABELS[engine]:<10} {difference['rows'][engine]}")
 
 
-def main() -> int:
-    args = parse_args()
-    ensure_venv()
+def summary_of(views: list[dict]) -> dict:
+    ratios = {
+        key: [view[key] for view in views]
+        for key in ("strata_over_duckdb", "strata_over_datafusion")
+    }
+    worst = max(views, key=lambda view: view["strata_over_duckdb"])
+    return {
+        "views": len(views),
+        "geomean_strata_over_duckdb": geometric_mean(ratios["strata_over_duckdb"]),
+        "geomean_strata_over_datafusion": geometric_mean(
+            ratios["strata_over_datafusion"]
+        ),
+        "worst_strata_over_duckdb": {
+            "view": worst["name"],
+            "ratio": worst["strata_over_duckdb"],
+        },
+        "all_same_rows": all(view["same_rows"] for view in views),
+    }
+
+
+def run_workload(args: argparse.Namespace, workload: str, directory: Path) -> dict:
+    """Prepare, run and check one workload's views: its report."""
     import duckdb
 
-    version = strata_version(args.strata)
-    prepare(args)
-    worker = Worker(args.strata, (args.dir / "strata.toml").resolve())
+    log(f"workload {workload}")
+    prepare(args, workload, directory)
+    worker = Worker(args.strata, (directory / "strata.toml").resolve())
     step = "reading the stream's files"
+    connection = None
     try:
         info = worker.ask("info", "stream", "files", "views")
         if not info["files"] or not info["views"]:
@@ -583,49 +662,78 @@ def main() -> int:
         for view in info["views"]:
             step = f"the view {view['name']}"
             times, last = bench_view(worker, connection, view, args.runs)
-            difference = compare_rows(connection, view, last)
+            difference, counts = compare_rows(connection, view, last)
             same = "the same" if difference is None else "DIFFERENT"
             log(f"{view['name']}: rows {same}")
-            views.append(summarise(view["name"], times, last, difference))
+            views.append(summarise(view["name"], times, last, difference, counts))
     except duckdb.Error as error:
         first_line = str(error).splitlines()[0]
-        raise Failure(f"DuckDB failed on {step}: {first_line}") from None
+        raise Failure(
+            f"DuckDB failed on {step} ({workload} workload): {first_line}"
+        ) from None
     finally:
+        if connection is not None:
+            connection.close()
         worker.close()
-    ratios = {
-        key: [view[key] for view in views]
-        for key in ("strata_over_duckdb", "strata_over_datafusion")
-    }
-    worst = max(views, key=lambda view: view["strata_over_duckdb"])
-    report = {
-        "command": shlex.join(["python3", *sys.argv]),
-        "machine": machine(version, duckdb.__version__),
-        "workload": args.workload,
+    return {
+        "workload": workload,
         "events": args.events,
         "sf": args.sf,
         "runs": args.runs,
-        "dir": str(args.dir),
+        "dir": str(directory),
         "views": views,
-        "summary": {
-            "geomean_strata_over_duckdb": geometric_mean(ratios["strata_over_duckdb"]),
-            "geomean_strata_over_datafusion": geometric_mean(
-                ratios["strata_over_datafusion"]
-            ),
-            "worst_strata_over_duckdb": {
-                "view": worst["name"],
-                "ratio": worst["strata_over_duckdb"],
-            },
-            "all_same_rows": all(view["same_rows"] for view in views),
-        },
+        "summary": summary_of(views),
     }
-    print_report(report)
+
+
+def print_overall(reports: list[dict]) -> None:
+    """With several workloads: the ratios over the views of all of them."""
+    views = [view for report in reports for view in report["views"]]
+    summary = summary_of(views)
+    names = " and ".join(report["workload"] for report in reports)
+    print()
+    print(f"## Over the {names} workloads")
+    print()
+    print(
+        f"Geometric mean over {len(views)} views: strata/DuckDB "
+        f"{summary['geomean_strata_over_duckdb']:.2f}, strata/DataFusion "
+        f"{summary['geomean_strata_over_datafusion']:.2f}. Worst strata/DuckDB: "
+        f"{summary['worst_strata_over_duckdb']['ratio']:.2f} "
+        f"({summary['worst_strata_over_duckdb']['view']})."
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    ensure_venv()
+    import duckdb
+
+    version = strata_version(args.strata)
+    command = shlex.join(["python3", *sys.argv])
+    host = machine(version, duckdb.__version__)
+    reports = []
+    for workload, directory in zip(args.workload, args.dir):
+        # Each table as soon as its workload is done.
+        if reports:
+            print()
+        reports.append(run_workload(args, workload, directory))
+        print_report(reports[-1], command, host)
+        sys.stdout.flush()
+    if len(reports) > 1:
+        print_overall(reports)
+    everything = {
+        "command": command,
+        "machine": host,
+        "workloads": reports,
+        "all_same_rows": all(r["summary"]["all_same_rows"] for r in reports),
+    }
     if args.json:
         try:
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
+            args.json.write_text(json.dumps(everything, indent=2) + "\n")
         except OSError as error:
             raise Failure(f"cannot write {args.json}: {error.strerror}") from None
         log(f"wrote {args.json}")
-    return 0 if report["summary"]["all_same_rows"] else 1
+    return 0 if everything["all_same_rows"] else 1
 
 
 if __name__ == "__main__":

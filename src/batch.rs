@@ -47,12 +47,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{CompiledView, Serving, ViewDef};
-use crate::error::Result;
+use crate::error::{Result, StrataError};
 use crate::log::{Covered, Created, FileEntry, RecordDir, Snapshot};
 use crate::operator::{Exec, Operator};
 
-/// Version of the publish record format (2: grouped views store groups).
-pub const VERSION_FORMAT: u32 = 2;
+/// Version of the publish record format (2: grouped views store groups;
+/// 3: `TIMESTAMP` columns are naive UTC — older versions are stale and the
+/// next batch replaces them, while serving reads the log).
+pub const VERSION_FORMAT: u32 = 3;
 /// Rows per Parquet part file of a version.
 const PART_ROWS: usize = 1 << 20;
 /// Rows per write: fixed, so page boundaries do not depend on how
@@ -223,8 +225,90 @@ fn version_writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Writes sorted rows as the part files of a version: fixed-size chunks,
-/// fixed writer settings, so the same rows give the same bytes.
+/// Rows per part file of a batch version: parts are encoded in parallel.
+const VERSION_PART_ROWS: usize = 256 * 1024;
+
+/// Below this many bytes in memory a version is written uncompressed:
+/// compressing costs more than it saves.
+const COMPRESS_ABOVE_BYTES: usize = 4 << 20;
+
+/// A version's part files and the SHA-256 over their bytes in order.
+struct Parts {
+    files: Vec<PartFile>,
+    content_hash: String,
+}
+
+/// Write `sorted` as the part files of a version under `prefix`: parts of
+/// [`VERSION_PART_ROWS`] rows, encoded on blocking threads side by side
+/// and uploaded concurrently. Part boundaries, writer settings and so the
+/// bytes depend only on the rows: the same rows give the same parts and
+/// content hash. The codec depends on the size: none for small versions,
+/// Snappy (fast to write and to read) for large ones.
+async fn write_parts(
+    store: &Arc<dyn ObjectStore>,
+    schema: SchemaRef,
+    prefix: &str,
+    sorted: &RecordBatch,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Parts> {
+    let sorted = RecordBatch::try_new(schema.clone(), sorted.columns().to_vec())?;
+    let compression = if sorted.get_array_memory_size() > COMPRESS_ABOVE_BYTES {
+        Compression::SNAPPY
+    } else {
+        Compression::UNCOMPRESSED
+    };
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build();
+    let n = sorted.num_rows();
+    // An empty result is still one part, with the schema.
+    let starts: Vec<usize> = (0..n.max(1)).step_by(VERSION_PART_ROWS).collect();
+    let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let jobs = starts.iter().enumerate().map(|(i, &start)| {
+        let part = sorted.slice(start, VERSION_PART_ROWS.min(n - start));
+        let (props, schema) = (props.clone(), schema.clone());
+        let path = format!("{prefix}/part-{i:05}-{attempt}.parquet");
+        async move {
+            let rows = part.num_rows() as u64;
+            let bytes = tokio::task::spawn_blocking(move || -> Result<Bytes> {
+                let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props))?;
+                w.write(&part)?;
+                Ok(Bytes::from(w.into_inner()?))
+            })
+            .await
+            .map_err(|e| StrataError::Usage(format!("encoding a version part: {e}")))??;
+            let len = bytes.len() as u64;
+            store
+                .put(&Path::from(path.as_str()), PutPayload::from(bytes.clone()))
+                .await?;
+            progress(rows);
+            Ok::<_, StrataError>((
+                PartFile {
+                    path,
+                    rows,
+                    bytes: len,
+                },
+                bytes,
+            ))
+        }
+    });
+    let done = futures::future::try_join_all(jobs).await?;
+    let mut hasher = Sha256::new();
+    let mut files = Vec::with_capacity(done.len());
+    for (file, bytes) in done {
+        hasher.update(&bytes);
+        files.push(file);
+    }
+    Ok(Parts {
+        files,
+        content_hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Writes rows as the part files of a Kappa checkpoint's row segments:
+/// fixed-size chunks, fixed writer settings, so the same rows give the
+/// same bytes.
 pub(crate) struct PartWriter {
     store: Arc<dyn ObjectStore>,
     schema: SchemaRef,
@@ -236,7 +320,6 @@ pub(crate) struct PartWriter {
     pending_rows: usize,
     pub files: Vec<PartFile>,
     pub rows: u64,
-    hasher: Sha256,
 }
 
 impl PartWriter {
@@ -253,7 +336,6 @@ impl PartWriter {
             pending_rows: 0,
             files: Vec::new(),
             rows: 0,
-            hasher: Sha256::new(),
         }
     }
 
@@ -304,11 +386,6 @@ impl PartWriter {
         Ok(rest)
     }
 
-    /// SHA-256 over the part files' bytes, in order.
-    pub fn content_hash(&self) -> String {
-        hex::encode(self.hasher.clone().finalize())
-    }
-
     async fn write(&mut self, chunk: &RecordBatch) -> Result<()> {
         let mut offset = 0;
         while offset < chunk.num_rows() {
@@ -337,7 +414,6 @@ impl PartWriter {
         };
         w.finish()?;
         let bytes = Bytes::from(std::mem::take(w.inner_mut()));
-        self.hasher.update(&bytes);
         let path = format!(
             "{}/part-{:05}-{}.parquet",
             self.prefix,
@@ -373,11 +449,6 @@ pub async fn run_batch(
     let versions = version_records(store, &view.name);
     let latest = versions.list().await?.last().copied();
     let mut version = latest.map_or(1, |v| v + 1);
-    let mut parts = PartWriter::new(
-        store.clone(),
-        compiled.stored_schema(),
-        format!("views/{}/v{version}", view.name),
-    );
     let (sorted, state) = recompute(exec, compiled, snapshot).await?;
     let state = match state {
         Some(rows) => vec![
@@ -394,15 +465,15 @@ pub async fn run_batch(
         ],
         None => Vec::new(),
     };
-    let mut offset = 0;
-    while offset < sorted.num_rows() {
-        let len = CHUNK_ROWS.min(sorted.num_rows() - offset);
-        progress(parts.push(&sorted.slice(offset, len)).await?);
-        offset += len;
-    }
-    let written = parts.finish().await?;
-    progress(written);
-    let rows = parts.rows;
+    let parts = write_parts(
+        store,
+        compiled.stored_schema(),
+        &format!("views/{}/v{version}", view.name),
+        &sorted,
+        progress,
+    )
+    .await?;
+    let rows = sorted.num_rows() as u64;
     let mut record = VersionRecord {
         format: VERSION_FORMAT,
         view: view.name.clone(),
@@ -411,7 +482,7 @@ pub async fn run_batch(
         watermark: snapshot.head(),
         sql_hash: view.sql_hash(),
         rows,
-        content_hash: parts.content_hash(),
+        content_hash: parts.content_hash,
         duration_ms: started.elapsed().as_millis() as u64,
         files: parts.files,
         state,

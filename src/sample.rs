@@ -115,7 +115,7 @@ impl Iterator for SampleGenerator {
         }
         let n = remaining.min(self.opts.batch_rows as u64) as usize;
         let mut order_id = Int64Builder::with_capacity(n);
-        let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut ts = TimestampMicrosecondBuilder::with_capacity(n);
         let mut country = StringBuilder::with_capacity(n, n * 2);
         let mut product = StringBuilder::with_capacity(n, n * 8);
         let mut quantity = Int32Builder::with_capacity(n);

@@ -27,9 +27,14 @@ mod views;
 pub use compile::{CompiledView, GroupedPlan, PlanKind, Verdict};
 
 /// The arrow type every declared `TIMESTAMP` column is stored as: event time
-/// is always UTC, at microsecond precision.
+/// is always UTC, at microsecond precision, stored *naive* — no zone label,
+/// values in UTC — as DuckDB's `TIMESTAMP` is. DataFusion computes
+/// `date_trunc`/`date_bin` on naive timestamps several times faster than on
+/// zoned ones. Input with a zone or offset is converted to UTC on the way in;
+/// logs written when the type was `Timestamp(µs, "UTC")` read as the same
+/// instants (`log::schema::same_instants`).
 pub fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Microsecond, None)
 }
 
 /// How a stream's files are laid out by event time.

@@ -8,6 +8,9 @@ use arrow::util::display::FormatOptions;
 
 use crate::error::Result;
 
+/// Timestamps print as UTC instants: strata's `TIMESTAMP` is naive UTC.
+const UTC_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.fZ";
+
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -31,7 +34,9 @@ pub fn print_batches(
 ) -> Result<()> {
     match format {
         OutputFormat::Table => {
-            let options = FormatOptions::default().with_null("NULL");
+            let options = FormatOptions::default()
+                .with_null("NULL")
+                .with_timestamp_format(Some(UTC_FORMAT));
             let table = if batches.iter().all(|b| b.num_rows() == 0) {
                 // Show the columns even when there are no rows.
                 arrow::util::pretty::pretty_format_batches_with_options(
@@ -46,7 +51,8 @@ pub fn print_batches(
         OutputFormat::Csv => {
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
-                .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.fZ".to_string())
+                .with_timestamp_tz_format(UTC_FORMAT.to_string())
+                .with_timestamp_format(UTC_FORMAT.to_string())
                 .build(&mut *out);
             if batches.is_empty() {
                 w.write(&RecordBatch::new_empty(schema.clone()))?;
@@ -56,7 +62,9 @@ pub fn print_batches(
             }
         }
         OutputFormat::Json => {
-            let mut w = arrow::json::ArrayWriter::new(&mut *out);
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_timestamp_format(UTC_FORMAT.to_string())
+                .build::<_, arrow::json::writer::JsonArray>(&mut *out);
             for b in batches {
                 w.write(b)?;
             }
@@ -67,7 +75,9 @@ pub fn print_batches(
             writeln!(out)?;
         }
         OutputFormat::Ndjson => {
-            let mut w = arrow::json::LineDelimitedWriter::new(&mut *out);
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_timestamp_format(UTC_FORMAT.to_string())
+                .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
             for b in batches {
                 w.write(b)?;
             }

@@ -606,6 +606,22 @@ fn text_to_date(col: &ArrayRef) -> Converted {
 
 /// Timestamps of any unit (and dates) into microseconds UTC, exactly.
 fn to_timestamp(col: &ArrayRef, to: &DataType) -> Converted {
+    // A zoned timestamp holds UTC instants: read it as naive UTC, whatever
+    // the zone (no cast may shift it to local time).
+    let unzoned;
+    let col = match col.data_type() {
+        DataType::Timestamp(unit, Some(_)) => {
+            let data = col
+                .to_data()
+                .into_builder()
+                .data_type(DataType::Timestamp(*unit, None))
+                .build()
+                .map_err(|e| refuse_all(col, e.to_string()))?;
+            unzoned = arrow::array::make_array(data);
+            &unzoned
+        }
+        _ => col,
+    };
     if let DataType::Timestamp(TimeUnit::Microsecond, _) = col.data_type() {
         // Same instants, another zone label (or none, read as UTC).
         let v = col.as_primitive::<TimestampMicrosecondType>();

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -139,7 +139,7 @@ pub fn first_change(declared: &Schema, older: &[ColumnRecord]) -> Option<(String
             return Some((o.name.clone(), change));
         };
         let now = d.data_type().to_string();
-        if now != o.data_type {
+        if now != o.data_type && !same_instants(&o.data_type, d.data_type()) {
             let (was, is) = match (sql_name(&o.data_type), sql_type_name(d.data_type())) {
                 (was, is) if was == is => (o.data_type.clone(), now),
                 names => names,
@@ -160,6 +160,20 @@ pub fn first_change(declared: &Schema, older: &[ColumnRecord]) -> Option<(String
             "was added NOT NULL (older commits have no value for it)".into(),
         )
     })
+}
+
+/// Whether a column written as `older` (as Arrow prints it) reads as the
+/// same values under `declared`: microsecond timestamps, with or without a
+/// zone label. Arrow keeps zoned timestamps as UTC instants and strata's
+/// `TIMESTAMP` is naive UTC, so the values are the same; scans cast.
+pub fn same_instants(older: &str, declared: &DataType) -> bool {
+    matches!(
+        (DataType::from_str(older), declared),
+        (
+            Ok(DataType::Timestamp(TimeUnit::Microsecond, Some(tz))),
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+        ) if tz.as_ref() == "UTC" || tz.as_ref() == "+00:00"
+    )
 }
 
 /// The SQL name of an Arrow type as Arrow prints it.

@@ -149,10 +149,9 @@ struct FileStats<'a> {
 impl FileStats<'_> {
     fn times(&self, column: &Column, pick: fn(&FileEntry) -> i64) -> Option<ArrayRef> {
         (column.name == self.event_time).then(|| {
-            Arc::new(
-                TimestampMicrosecondArray::from_iter_values(self.files.iter().map(pick))
-                    .with_timezone("UTC"),
-            ) as ArrayRef
+            Arc::new(TimestampMicrosecondArray::from_iter_values(
+                self.files.iter().map(pick),
+            )) as ArrayRef
         })
     }
 }

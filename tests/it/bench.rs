@@ -17,6 +17,34 @@ fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The events workload's views: sql/views.sql's, then the benchmark-only
+/// ones.
+const EVENT_VIEWS: [&str; 6] = [
+    "revenue_hourly",
+    "product_daily",
+    "large_orders",
+    "orders_per_minute",
+    "country_product_totals",
+    "bulk_premium_orders",
+];
+
+/// The TPC-H workload's views (Q1, Q6 per month, then every single-table
+/// TPC-H query or sub-query over lineitem).
+const TPCH_VIEWS: [&str; 12] = [
+    "pricing_summary",
+    "pricing_monthly",
+    "discount_revenue_monthly",
+    "forecast_revenue_change",
+    "supplier_revenue",
+    "part_avg_quantity",
+    "large_volume_orders",
+    "late_orders",
+    "single_late_supplier",
+    "part_supplier_shipped_1994",
+    "shipmode_late_receipts",
+    "air_in_person_lines",
+];
+
 #[test]
 fn bench_events_smoke_run_reports_every_measure() {
     let out = tempfile::tempdir().unwrap();
@@ -44,7 +72,7 @@ fn bench_events_smoke_run_reports_every_measure() {
         .iter()
         .map(|v| v["view"].as_str().unwrap())
         .collect();
-    assert_eq!(views, ["revenue_hourly", "product_daily", "large_orders"]);
+    assert_eq!(views, EVENT_VIEWS);
     assert!(r["batch"]
         .as_array()
         .unwrap()
@@ -55,13 +83,13 @@ fn bench_events_smoke_run_reports_every_measure() {
     assert_eq!(r["freshness"]["samples_ms"].as_array().unwrap().len(), 20);
     assert_eq!(r["replay_events"], 20000 + 200 + 20 * 10);
     // Checkpointing every commit: 10 history + 1 speed + 20 freshness
-    // commits, for each of the three views.
+    // commits, for each view.
     assert_eq!(
         r["checkpoint_pause"]["samples_ms"]
             .as_array()
             .unwrap()
             .len(),
-        31 * 3
+        31 * EVENT_VIEWS.len()
     );
     let inc = r["incremental"].as_array().unwrap();
     assert_eq!(inc.len(), 2);
@@ -105,7 +133,7 @@ fn bench_events_smoke_run_reports_every_measure() {
 }
 
 #[test]
-fn bench_tpch_runs_q1_and_q6_views_on_lineitem() {
+fn bench_tpch_runs_the_tpch_views_on_lineitem() {
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("t.json");
     strata()
@@ -127,11 +155,30 @@ fn bench_tpch_runs_q1_and_q6_views_on_lineitem() {
             .as_u64()
             .unwrap()
     };
+    let views: Vec<&str> = r["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["view"].as_str().unwrap())
+        .collect();
+    assert_eq!(views, TPCH_VIEWS);
     // Q1 groups: (A,F), (N,F), (N,O), (R,F).
     assert_eq!(rows("pricing_summary"), 4);
     // Ship months 1992-01 .. 1998-12.
     assert!((70..=84).contains(&rows("discount_revenue_monthly")));
     assert!(rows("pricing_monthly") > rows("discount_revenue_monthly"));
+    // Q6: the year 1994 alone; Q12: MAIL and SHIP.
+    assert_eq!(rows("forecast_revenue_change"), 1);
+    assert_eq!(rows("shipmode_late_receipts"), 2);
+    // SF 0.01 has 100 suppliers, 2,000 parts and 15,000 orders; a grouped
+    // version stores every group, before HAVING.
+    assert_eq!(rows("supplier_revenue"), 100);
+    assert_eq!(rows("part_avg_quantity"), 2000);
+    assert_eq!(rows("large_volume_orders"), 15000);
+    assert_eq!(rows("single_late_supplier"), 15000);
+    assert!((10_000..15_000).contains(&rows("late_orders")));
+    assert!(rows("part_supplier_shipped_1994") > 5000);
+    assert!(rows("air_in_person_lines") > 1000);
 }
 
 #[test]
@@ -205,9 +252,10 @@ fn compare_worker_runs_strata_and_datafusion_to_the_same_rows() {
         .iter()
         .all(|f| std::path::Path::new(f.as_str().unwrap()).exists()));
     let views = info["views"].as_array().unwrap();
-    assert_eq!(views[0]["name"], "revenue_hourly");
+    let names: Vec<&str> = views.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, EVENT_VIEWS);
     assert_eq!(views[0]["order_by"][0], "hour");
-    for view in ["revenue_hourly", "product_daily", "large_orders"] {
+    for view in EVENT_VIEWS {
         let s = ask(&format!("strata {view}"));
         let d = ask(&format!("datafusion {view}"));
         assert!(s["ms"].as_f64().unwrap() > 0.0 && d["ms"].as_f64().unwrap() > 0.0);
@@ -241,28 +289,60 @@ fn ask_quit(stdin: &mut impl Write) {
 }
 
 /// benches/compare.py end to end: it installs DuckDB into a venv under
-/// target/ (PyPI), prepares a small project with this binary, and checks
-/// that strata, DataFusion and DuckDB return the same rows for every view.
+/// target/ (PyPI), prepares a small project of each workload with this
+/// binary (in one run), and checks that strata, DataFusion and DuckDB
+/// return the same rows for every view of both.
 #[test]
 fn compare_script_finds_the_same_rows_in_all_three_engines() {
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("compare.json");
-    let status = Command::new("python3")
+    let output = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare.py"))
         .arg("--strata")
         .arg(assert_cmd::cargo::cargo_bin("strata"))
-        .args(["--events", "3000", "--runs", "1", "--dir"])
-        .arg(out.path().join("project"))
+        .args(["--workload", "events", "tpch", "--events", "3000"])
+        .args(["--sf", "0.01", "--runs", "1", "--dir"])
+        .arg(out.path().join("events"))
+        .arg("--dir")
+        .arg(out.path().join("tpch"))
         .arg("--json")
         .arg(&json)
-        .status()
+        .stderr(Stdio::inherit())
+        .output()
         .unwrap();
-    assert!(status.success(), "compare.py exited with {status}");
-    let r = read_json(&json);
-    let views = r["views"].as_array().unwrap();
-    assert_eq!(views.len(), 3);
-    for v in views {
-        assert_eq!(v["same_rows"], true, "{v}");
-        assert!(v["strata_over_duckdb"].as_f64().unwrap() > 0.0, "{v}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "compare.py exited with {}:\n{stdout}",
+        output.status
+    );
+    // One table per workload, each named, then the ratios over both.
+    for heading in [
+        "## strata vs DataFusion vs DuckDB: events workload, 3000 events, 1 run",
+        "## strata vs DataFusion vs DuckDB: tpch workload, SF 0.01, 1 run",
+        "## Over the events and tpch workloads",
+    ] {
+        assert!(stdout.contains(heading), "no '{heading}' in:\n{stdout}");
     }
+    let r = read_json(&json);
+    assert_eq!(r["all_same_rows"], true);
+    let workloads = r["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 2);
+    for (w, (name, expected)) in workloads
+        .iter()
+        .zip([("events", &EVENT_VIEWS[..]), ("tpch", &TPCH_VIEWS[..])])
+    {
+        assert_eq!(w["workload"], name);
+        let views = w["views"].as_array().unwrap();
+        let names: Vec<&str> = views.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(names, expected);
+        for v in views {
+            assert_eq!(v["same_rows"], true, "{v}");
+            assert!(v["strata_over_duckdb"].as_f64().unwrap() > 0.0, "{v}");
+        }
+    }
+    // Q18's HAVING keeps few of the 15,000 orders strata stores.
+    let q18 = &workloads[1]["views"].as_array().unwrap()[6];
+    assert_eq!(q18["strata_stored_rows"], 15000);
+    assert!(q18["rows"]["duckdb"].as_u64().unwrap() < 100, "{q18}");
 }

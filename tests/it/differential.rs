@@ -200,7 +200,7 @@ impl Case {
     fn schema(&self) -> SchemaRef {
         let mut fields = vec![Field::new(
             "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            DataType::Timestamp(TimeUnit::Microsecond, None),
             false,
         )];
         let types = [
@@ -242,7 +242,7 @@ impl Case {
             .map(|e| e.5.or((!n[3]).then_some(false)))
             .collect();
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from(ts)),
             Arc::new(StringArray::from(k1)),
             Arc::new(Int64Array::from(k2)),
             Arc::new(

@@ -339,3 +339,131 @@ fn commit_record(p: &Project, stream: &str, n: u64) -> PathBuf {
 fn read_json(path: &PathBuf) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
+
+/// Rewrite `stream`'s log as strata wrote it before `TIMESTAMP` was naive
+/// UTC: files and recorded columns typed `Timestamp(µs, "UTC")`, with
+/// sizes, checksums and fingerprints to match.
+fn age_timestamps(p: &Project, stream: &str) {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use sha2::{Digest, Sha256};
+    use std::sync::Arc;
+    let old = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let mut n = 0;
+    while commit_record(p, stream, n).is_file() {
+        let path = commit_record(p, stream, n);
+        let mut record = read_json(&path);
+        for f in record["files"].as_array_mut().unwrap() {
+            let file = p
+                .store_dir()
+                .join(format!("log/{stream}/{}", f["path"].as_str().unwrap()));
+            let bytes = bytes::Bytes::from(std::fs::read(&file).unwrap());
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            let batches: Vec<arrow::array::RecordBatch> = reader.map(|b| b.unwrap()).collect();
+            let schema = batches[0].schema();
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Timestamp(..) => f.as_ref().clone().with_data_type(old.clone()),
+                    _ => f.as_ref().clone(),
+                })
+                .collect();
+            let aged = Arc::new(Schema::new(fields));
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(Vec::new(), aged.clone(), None).unwrap();
+            for b in &batches {
+                let columns = b
+                    .columns()
+                    .iter()
+                    .map(|c| arrow::compute::cast(c, old_or(c.data_type(), &old)).unwrap())
+                    .collect();
+                w.write(&arrow::array::RecordBatch::try_new(aged.clone(), columns).unwrap())
+                    .unwrap();
+            }
+            let out = w.into_inner().unwrap();
+            f["bytes"] = out.len().into();
+            f["sha256"] = hex::encode(Sha256::digest(&out)).into();
+            std::fs::write(&file, out).unwrap();
+        }
+        let mut columns = record["columns"].as_array().unwrap().clone();
+        for c in &mut columns {
+            if c["type"].as_str().unwrap().starts_with("Timestamp") {
+                c["type"] = old.to_string().into();
+            }
+        }
+        let records: Vec<strata::log::ColumnRecord> =
+            serde_json::from_value(columns.clone().into()).unwrap();
+        record["columns"] = columns.into();
+        record["schema_fingerprint"] = strata::log::schema::fingerprint(&records).into();
+        record["bytes"] = record["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["bytes"].as_u64().unwrap())
+            .sum::<u64>()
+            .into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+        n += 1;
+    }
+}
+
+fn old_or<'a>(
+    t: &'a arrow::datatypes::DataType,
+    old: &'a arrow::datatypes::DataType,
+) -> &'a arrow::datatypes::DataType {
+    match t {
+        arrow::datatypes::DataType::Timestamp(..) => old,
+        _ => t,
+    }
+}
+
+#[test]
+fn a_log_written_with_zoned_timestamps_still_opens_and_serves() {
+    let p = project();
+    let naive = read_json(&commit_record(&p, "orders", 0))["schema_fingerprint"].clone();
+    age_timestamps(&p, "orders");
+    let zoned = read_json(&commit_record(&p, "orders", 0))["schema_fingerprint"].clone();
+    assert_ne!(naive, zoned);
+    p.run(&["check"]);
+    // New commits are naive; old and new read as the same instants.
+    ingest(&p, "orders", &orders(8..10));
+    assert_eq!(
+        csv(
+            &p,
+            "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM orders"
+        ),
+        "n,first,last\n10,2026-11-01T10:00:00Z,2026-11-01T10:09:00Z\n"
+    );
+    // Zone-qualified literals compare as instants.
+    assert_eq!(
+        csv(
+            &p,
+            "SELECT count(*) AS n FROM orders WHERE ts >= '2026-11-01T12:05:00+02:00'"
+        ),
+        "n\n5\n"
+    );
+    // Batch, speed, Kappa and verify over both kinds of files.
+    p.run(&["batch"]);
+    ingest(&p, "orders", &orders(10..12));
+    assert_eq!(
+        csv(&p, "SELECT country, n FROM by_country ORDER BY country"),
+        "country,n\nNZ,5\nUS,5\n"
+    );
+    p.run(&["replay"]);
+    p.run(&["verify"]);
+    // Compaction leaves the zoned commits alone (another schema) and
+    // changes no answer.
+    p.run(&["compact"]);
+    assert_eq!(
+        csv(
+            &p,
+            "SELECT count(*) AS n, count(DISTINCT order_id) AS ids FROM orders"
+        ),
+        "n,ids\n12,12\n"
+    );
+    p.run(&["check"]);
+}
