@@ -93,7 +93,7 @@ fn kappa(c: &mut Criterion) {
             .remove(0);
         let ctx = strata.new_session().unwrap();
         let snapshot = strata.snapshot("orders").await.unwrap();
-        let commit = snapshot.commits().last().unwrap().clone();
+        let commit = snapshot.steps().last().unwrap().clone();
         (ctx, plan, commit)
     });
     let store = strata.store().clone();

@@ -98,7 +98,7 @@ fn fill(dir: &Path, commits: u64) {
                     .await
                     .unwrap();
                 n += 1;
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     eprintln!(
                         "  {n} commits ({:.0} commits/s)",
                         n as f64 / started.elapsed().as_secs_f64()

@@ -408,7 +408,7 @@ impl PartitionedWriter {
                 .values()
                 .to_vec()
         };
-        let Some(min) = held.batches.iter().flat_map(|b| times(b)).min() else {
+        let Some(min) = held.batches.iter().flat_map(&times).min() else {
             return Ok(());
         };
         let p = self.stream.partitioning;
