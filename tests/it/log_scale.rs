@@ -671,4 +671,18 @@ async fn appends_compact_the_log_past_auto_compact_files() {
     let log = &open_counted(&p).await.1;
     assert_eq!(log.find_key("k3"), Some(3));
     p.cmd().arg("check").assert().success();
+    // Status: files, their average size, the log checkpoint and the
+    // commits a reader reads after it.
+    let out = p.cmd().args(["status", "--format", "json"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let orders = &doc["streams"][0];
+    assert_eq!(orders["files"], snap.files().count() as u64, "{orders}");
+    assert_eq!(
+        orders["avg_file_bytes"],
+        snap.bytes() / snap.files().count() as u64,
+        "{orders}"
+    );
+    let c = orders["log_checkpoint"].as_u64().expect("a log checkpoint");
+    assert_eq!(orders["commits_since_checkpoint"], snap.count() - c - 1);
+    assert!(c + 4 >= snap.count(), "checkpoint every 4 commits: {orders}");
 }
