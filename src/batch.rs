@@ -228,9 +228,10 @@ fn version_writer_properties() -> WriterProperties {
 /// Rows per part file of a batch version: parts are encoded in parallel.
 const VERSION_PART_ROWS: usize = 256 * 1024;
 
-/// Below this many bytes in memory a version is written uncompressed:
-/// compressing costs more than it saves.
-const COMPRESS_ABOVE_BYTES: usize = 4 << 20;
+/// Up to this many rows a version is written uncompressed: compressing
+/// costs more than it saves. (Rows, not bytes in memory: the choice must
+/// depend only on the rows, so the same rows give the same bytes.)
+const COMPRESS_ABOVE_ROWS: usize = 64 * 1024;
 
 /// A version's part files and the SHA-256 over their bytes in order.
 struct Parts {
@@ -242,7 +243,7 @@ struct Parts {
 /// [`VERSION_PART_ROWS`] rows, encoded on blocking threads side by side
 /// and uploaded concurrently. Part boundaries, writer settings and so the
 /// bytes depend only on the rows: the same rows give the same parts and
-/// content hash. The codec depends on the size: none for small versions,
+/// content hash. The codec depends on the row count: none for small versions,
 /// Snappy (fast to write and to read) for large ones.
 async fn write_parts(
     store: &Arc<dyn ObjectStore>,
@@ -252,7 +253,7 @@ async fn write_parts(
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Parts> {
     let sorted = RecordBatch::try_new(schema.clone(), sorted.columns().to_vec())?;
-    let compression = if sorted.get_array_memory_size() > COMPRESS_ABOVE_BYTES {
+    let compression = if sorted.num_rows() > COMPRESS_ABOVE_ROWS {
         Compression::SNAPPY
     } else {
         Compression::UNCOMPRESSED

@@ -428,8 +428,9 @@ impl Checker {
             .await
     }
 
-    /// Each log checkpoint equals the state its commits make: rebuilt by
-    /// applying the commit records in order, as every reader does.
+    /// Every commit applies (what every reader does with it), and each log
+    /// checkpoint equals the state its commits make, rebuilt by applying
+    /// the commit records in order.
     async fn log_checkpoints(
         &mut self,
         stream: &str,
@@ -437,36 +438,38 @@ impl Checker {
         numbers: &[u64],
     ) -> Result<()> {
         let records = crate::log::checkpoint::log_checkpoints(&self.store, stream);
-        let mut state = LogState::default();
-        let mut applied = commits.iter();
+        let mut wanted = BTreeMap::new();
         for &n in numbers {
-            let by = format!("log checkpoint {n} of {stream}");
-            let Some(checkpoint) = self.take(records.read(n).await, None)? else {
-                continue;
-            };
-            self.report.log_checkpoints += 1;
-            while state.next <= n {
-                match applied.next() {
-                    Some(record) if record.commit == state.next => {
-                        if let Err(e) = state.apply(stream, record) {
-                            self.problem(format!("{by}: cannot rebuild it: {e}"));
-                            return Ok(());
-                        }
-                    }
-                    _ => {
-                        self.problem(format!(
-                            "{by}: commit {} is not there to rebuild it",
-                            state.next
-                        ));
-                        return Ok(());
-                    }
+            if let Some(checkpoint) = self.take(records.read(n).await, None)? {
+                self.report.log_checkpoints += 1;
+                wanted.insert(n, checkpoint);
+            }
+        }
+        let mut state = LogState::default();
+        for record in commits {
+            if record.commit != state.next {
+                break; // a gap: reported with the listing
+            }
+            if let Err(e) = state.apply(stream, record) {
+                self.problem(format!(
+                    "commit {} of {stream} cannot be applied, so no reader can open the log: {e}",
+                    record.commit
+                ));
+                break;
+            }
+            if let Some(checkpoint) = wanted.remove(&record.commit) {
+                if state.checkpoint(stream).as_ref() != Some(&checkpoint) {
+                    self.problem(format!(
+                        "log checkpoint {} of {stream} does not match commits 0..={}: a reader opening the log from it would see another log",
+                        record.commit, record.commit
+                    ));
                 }
             }
-            if state.checkpoint(stream).as_ref() != Some(&checkpoint) {
-                self.problem(format!(
-                    "{by} does not match commits 0..={n}: a reader opening the log from it would see another log"
-                ));
-            }
+        }
+        for n in wanted.into_keys() {
+            self.problem(format!(
+                "log checkpoint {n} of {stream}: commit {n} is not there to rebuild it"
+            ));
         }
         Ok(())
     }

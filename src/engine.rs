@@ -140,39 +140,57 @@ impl Strata {
 
     /// Remove superseded files of `streams` (all when empty) that nothing
     /// retained reads: see [`crate::log::compact::vacuum`]. The positions
-    /// kept are those of every batch version and Kappa checkpoint of the
-    /// stream's views.
+    /// kept are those of every batch version and Kappa checkpoint in the
+    /// store that reads the stream — whether or not its view is defined
+    /// (or compiles) today.
     pub async fn vacuum(
         &mut self,
         streams: &[String],
         older_than: std::time::Duration,
         dry_run: bool,
     ) -> Result<Vec<Vacuumed>> {
+        let mut positions: BTreeMap<String, std::collections::BTreeSet<u64>> = BTreeMap::new();
+        for view in self.store_dirs("views").await? {
+            let versions = crate::batch::version_records(&self.store, &view);
+            for n in versions.list().await? {
+                if let Some(v) = versions.read(n).await? {
+                    positions
+                        .entry(v.stream.clone())
+                        .or_default()
+                        .insert(v.covered().count());
+                }
+            }
+        }
+        for view in self.store_dirs("kappa").await? {
+            let (_, checkpoints) =
+                crate::kappa::checkpoint::read_checkpoints(&self.store, &view).await?;
+            for c in checkpoints {
+                positions
+                    .entry(c.stream.clone())
+                    .or_default()
+                    .insert(c.commits);
+            }
+        }
         let mut out = Vec::new();
         for name in self.stream_names(streams)? {
-            let mut positions = std::collections::BTreeSet::new();
-            let views: Vec<String> = self
-                .catalog
-                .views
-                .iter()
-                .filter(|v| v.stream == name)
-                .map(|v| v.name.clone())
-                .collect();
-            for view in &views {
-                let versions = crate::batch::version_records(&self.store, view);
-                for n in versions.list().await? {
-                    if let Some(v) = versions.read(n).await? {
-                        positions.insert(v.covered().count());
-                    }
-                }
-                let (_, checkpoints) =
-                    crate::kappa::checkpoint::read_checkpoints(&self.store, view).await?;
-                positions.extend(checkpoints.iter().map(|c| c.commits));
-            }
+            let kept = positions.remove(&name).unwrap_or_default();
             let log = self.log_mut(&name)?.1;
-            out.push(crate::log::compact::vacuum(log, &positions, older_than, dry_run).await?);
+            out.push(crate::log::compact::vacuum(log, &kept, older_than, dry_run).await?);
         }
         Ok(out)
+    }
+
+    /// The names of the directories directly under `root` in the store.
+    async fn store_dirs(&self, root: &str) -> Result<Vec<String>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&object_store::path::Path::from(root)))
+            .await?;
+        Ok(listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
     }
 
     fn log_mut(&mut self, stream: &str) -> Result<(&crate::catalog::StreamDef, &mut StreamLog)> {

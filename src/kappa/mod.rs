@@ -71,9 +71,9 @@ pub struct ViewProcessor {
     state: Option<GroupedState>,
     /// Row views: the checkpoint whose segments this replay continues
     /// (resumed from, adopted or written last), and the rows of each
-    /// commit since, by commit number.
+    /// step since, by the step's commits (first, last).
     base: Option<CheckpointRecord>,
-    pending: Vec<(u64, RecordBatch)>,
+    pending: Vec<((u64, u64), RecordBatch)>,
     /// State reflects commits `0..commits`.
     pub commits: u64,
     /// Events read to get here (including before a resumed checkpoint).
@@ -235,7 +235,7 @@ impl ViewProcessor {
                 self.pending.extend(
                     rows.into_iter()
                         .filter(|b| b.num_rows() > 0)
-                        .map(|b| (step.commit, b)),
+                        .map(|b| ((step.first, step.commit), b)),
                 );
             }
             PlanKind::Grouped(g) => {
@@ -351,8 +351,17 @@ impl ViewProcessor {
     /// base's and this replay's) with the rows of the commits after it.
     fn rebase(&mut self, r: &CheckpointRecord) {
         debug_assert!(self.base_commits() <= r.commits && r.commits <= self.commits);
-        self.pending.retain(|(c, _)| *c >= r.commits);
+        self.pending.retain(|((_, last), _)| *last >= r.commits);
         self.base = Some(r.clone());
+    }
+
+    /// Whether the rows since the base can be cut at `commits`: no pending
+    /// step (a compacted range) holds rows on both sides of it.
+    fn cuts_at(&self, commits: u64) -> bool {
+        !self
+            .pending
+            .iter()
+            .any(|((first, last), _)| *first < commits && commits <= *last)
     }
 
     /// Write a checkpoint of the current state and output — or adopt
@@ -392,7 +401,8 @@ impl ViewProcessor {
                 match preferred {
                     Some(r)
                         if Some(r) != self.base.as_ref()
-                            && (self.base_commits()..self.commits).contains(&r.commits) =>
+                            && (self.base_commits()..self.commits).contains(&r.commits)
+                            && self.cuts_at(r.commits) =>
                     {
                         self.rebase(r)
                     }

@@ -29,7 +29,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::{read_if_exists, RecordDir, SchemaEpoch, Step};
+use super::{read_if_exists, LogState, RecordDir, SchemaEpoch, Step};
 use crate::error::Result;
 
 /// Version of the log checkpoint format.
@@ -71,7 +71,7 @@ pub fn last_checkpoint_path(stream: &str) -> Path {
 
 /// The checkpoint the pointer names, if the pointer and the checkpoint
 /// are there, whole, and agree.
-async fn pointed(store: &Arc<dyn ObjectStore>, stream: &str) -> Result<Option<LogCheckpoint>> {
+async fn pointed(store: &Arc<dyn ObjectStore>, stream: &str) -> Result<Option<(u64, LogState)>> {
     let Some(bytes) = read_if_exists(store, &last_checkpoint_path(stream)).await? else {
         return Ok(None);
     };
@@ -79,33 +79,38 @@ async fn pointed(store: &Arc<dyn ObjectStore>, stream: &str) -> Result<Option<Lo
         tracing::warn!("log {stream}: the checkpoint pointer is torn; looking for checkpoints");
         return Ok(None);
     };
-    Ok(readable(store, stream, last.commit).await)
+    Ok(readable(store, stream, last.commit)
+        .await
+        .map(|state| (last.commit, state)))
 }
 
-/// Checkpoint `n`, if it is there, whole and about `stream`'s commit `n`.
-async fn readable(store: &Arc<dyn ObjectStore>, stream: &str, n: u64) -> Option<LogCheckpoint> {
-    match log_checkpoints(store, stream).read(n).await {
+/// Checkpoint `n` as a state, if it is there, whole, about `stream`'s
+/// commit `n`, and well formed.
+async fn readable(store: &Arc<dyn ObjectStore>, stream: &str, n: u64) -> Option<LogState> {
+    let state = match log_checkpoints(store, stream).read(n).await {
         Ok(Some(c)) if c.commit == n && c.stream == stream && c.format == LOG_CHECKPOINT_FORMAT => {
-            Some(c)
+            LogState::from_checkpoint(c)
         }
-        Ok(None) => None,
-        Ok(Some(_)) | Err(_) => {
-            tracing::warn!("log {stream}: checkpoint {n} is not readable; using an older one");
-            None
-        }
+        Ok(None) => return None,
+        Ok(Some(_)) | Err(_) => None,
+    };
+    if state.is_none() {
+        tracing::warn!("log {stream}: checkpoint {n} is not readable; using an older one");
     }
+    state
 }
 
-/// The newest checkpoint a reader can start from: the pointer's, else the
-/// newest readable one listed, else none (read every commit).
-pub async fn newest(store: &Arc<dyn ObjectStore>, stream: &str) -> Result<Option<LogCheckpoint>> {
+/// The newest checkpoint a reader can start from, as its commit and the
+/// state after it: the pointer's, else the newest readable one listed,
+/// else none (read every commit).
+pub async fn newest(store: &Arc<dyn ObjectStore>, stream: &str) -> Result<Option<(u64, LogState)>> {
     if let Some(c) = pointed(store, stream).await? {
         return Ok(Some(c));
     }
     let listed = log_checkpoints(store, stream).list().await?;
     for n in listed.into_iter().rev() {
-        if let Some(c) = readable(store, stream, n).await {
-            return Ok(Some(c));
+        if let Some(state) = readable(store, stream, n).await {
+            return Ok(Some((n, state)));
         }
     }
     Ok(None)
@@ -117,8 +122,10 @@ pub async fn write(store: &Arc<dyn ObjectStore>, checkpoint: &LogCheckpoint) -> 
     log_checkpoints(store, stream)
         .create(checkpoint.commit, checkpoint)
         .await?;
-    // The pointer only ever helps: a reader checks what it names. Only
-    // move it forward (a racing writer may have moved it past us).
+    // The pointer only ever helps: a reader checks what it names, and a
+    // stale one costs it a few more commits to read. Don't move it back
+    // past what is there now (two writers racing can still leave the
+    // older of their two: harmless).
     if let Some(bytes) = read_if_exists(store, &last_checkpoint_path(stream)).await? {
         if let Ok(last) = serde_json::from_slice::<LastCheckpoint>(&bytes) {
             if last.commit >= checkpoint.commit {

@@ -23,10 +23,9 @@
 //! and an unchanged log.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::writer::{delete_files, PartitionedWriter, WriterLimits};
@@ -94,8 +93,15 @@ pub async fn compact(
         out.push(done);
     }
     if !out.is_empty() {
-        log.catch_up().await?;
-        log.write_checkpoint().await?;
+        // The compactions stand either way: a checkpoint that fails to
+        // write is a warning (readers read more commits).
+        let written = match log.catch_up().await {
+            Ok(()) => log.write_checkpoint().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::warn!("log {}: writing a log checkpoint failed: {e}", def.name);
+        }
     }
     Ok(out)
 }
@@ -181,10 +187,16 @@ async fn compact_run(
                 bytes_after: files.iter().map(|f| f.bytes).sum(),
             })
         }
-        Err(e) => {
+        // Surely not published: the files are ours to remove. Any other
+        // error may have landed the record: leave them (`check --gc`
+        // removes them if it did not).
+        Err(
+            e @ (StrataError::CompactionConflict { .. } | StrataError::CommitContention { .. }),
+        ) => {
             delete_files(&store, &def.name, &files).await;
             Err(e)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -278,35 +290,6 @@ pub async fn vacuum(
             }
             if sub.compaction.is_some() {
                 todo.push(sub);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Files named by `snapshot`'s compactions that vacuum may have removed:
-/// the superseded files `strata check` must not call missing. (Reads one
-/// commit record per compaction reachable from the live steps.)
-pub async fn superseded_paths(
-    store: &Arc<dyn ObjectStore>,
-    stream: &str,
-    steps: &[Step],
-) -> Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    let mut todo: Vec<u64> = steps.iter().filter_map(|s| s.compaction).collect();
-    let mut seen = BTreeSet::new();
-    while let Some(k) = todo.pop() {
-        if !seen.insert(k) {
-            continue;
-        }
-        if let Some(c) = commit_records(store, stream)
-            .read(k)
-            .await?
-            .and_then(|r| r.compacts)
-        {
-            for sub in c.supersedes {
-                out.extend(sub.files.iter().map(|f| f.path.clone()));
-                todo.extend(sub.compaction);
             }
         }
     }

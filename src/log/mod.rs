@@ -158,12 +158,17 @@ pub struct LogState {
 impl LogState {
     /// Apply commit record `record`, the commit after the last applied.
     pub fn apply(&mut self, stream: &str, record: &CommitRecord) -> Result<()> {
-        debug_assert_eq!(record.commit, self.next);
         let corrupt = |message: String| StrataError::CorruptLog {
             stream: stream.to_string(),
             commit: record.commit,
             message,
         };
+        if record.commit != self.next {
+            return Err(corrupt(format!(
+                "applied after commit {:?}",
+                self.next.checked_sub(1)
+            )));
+        }
         if let Some(key) = &record.idempotency_key {
             self.keys.entry(key.clone()).or_insert(record.commit);
         }
@@ -174,7 +179,12 @@ impl LogState {
                 let ends = (c.supersedes.first(), c.supersedes.last());
                 let bounded =
                     matches!(ends, (Some(a), Some(b)) if a.first == c.first && b.commit == c.last);
-                if !bounded || c.last >= record.commit || self.steps[from..to] != c.supersedes[..] {
+                let live = self.steps.get(from..to);
+                if !bounded
+                    || c.first > c.last
+                    || c.last >= record.commit
+                    || live != Some(&c.supersedes[..])
+                {
                     return Err(corrupt(format!(
                         "compaction of commits {}..={} does not name the live steps of that range",
                         c.first, c.last
@@ -217,14 +227,22 @@ impl LogState {
         Ok(())
     }
 
-    /// The state a checkpoint records.
-    pub fn from_checkpoint(c: checkpoint::LogCheckpoint) -> Self {
-        Self {
+    /// The state a checkpoint records (`None`: its steps are not the
+    /// ascending, disjoint ranges of commits `0..=C` every state has).
+    pub fn from_checkpoint(c: checkpoint::LogCheckpoint) -> Option<Self> {
+        let mut after = 0;
+        for s in &c.steps {
+            if s.first < after || s.first > s.commit || s.commit > c.commit {
+                return None;
+            }
+            after = s.commit + 1;
+        }
+        Some(Self {
             next: c.commit + 1,
             steps: c.steps,
             keys: c.keys.into_iter().collect(),
             schemas: c.schemas,
-        }
+        })
     }
 
     /// This state as the checkpoint of its last commit (`None`: no commit).
@@ -301,11 +319,13 @@ impl StreamLog {
         if every == 0 {
             return;
         }
+        // What `compact` would take: small steps of the declared schema.
+        let declared = def.schema_fingerprint();
         let small = self
             .state
             .steps
             .iter()
-            .filter(|s| s.bytes() < target / 2)
+            .filter(|s| s.bytes() < target / 2 && s.schema_fingerprint == declared)
             .count();
         if (small as u64) < every {
             return;
@@ -387,9 +407,9 @@ impl StreamLog {
     /// commit directory once (which also finds a gap) and fetch every
     /// record concurrently. Later refreshes only probe forward.
     async fn initial_load(&mut self) -> Result<()> {
-        if let Some(c) = checkpoint::newest(&self.store, &self.stream).await? {
-            self.checkpointed = Some(c.commit);
-            self.state = LogState::from_checkpoint(c);
+        if let Some((commit, state)) = checkpoint::newest(&self.store, &self.stream).await? {
+            self.checkpointed = Some(commit);
+            self.state = state;
             return self.probe_forward().await;
         }
         let numbers = self.records().list().await?;
@@ -407,14 +427,18 @@ impl StreamLog {
             .buffered(16)
             .try_collect()
             .await?;
+        // Into a fresh state, kept only whole: a load that fails part way
+        // is retried from the start.
+        let mut state = LogState::default();
         for record in records {
             let record = record.ok_or_else(|| StrataError::CorruptLog {
                 stream: self.stream.clone(),
-                commit: self.state.next,
+                commit: state.next,
                 message: "listed, but cannot be read".into(),
             })?;
-            self.state.apply(&self.stream, &record)?;
+            state.apply(&self.stream, &record)?;
         }
+        self.state = state;
         Ok(())
     }
 
