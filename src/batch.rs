@@ -46,10 +46,10 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{CompiledView, Serving, ViewDef};
+use crate::catalog::{CompiledView, PlanKind, Serving, ViewDef};
 use crate::error::{Result, StrataError};
 use crate::log::{Covered, Created, FileEntry, RecordDir, Snapshot};
-use crate::operator::{Exec, Operator};
+use crate::operator::{final_groups, Exec, Operator};
 
 /// Version of the publish record format (2: grouped views store groups;
 /// 3: `TIMESTAMP` columns are naive UTC — older versions are stale and the
@@ -177,8 +177,21 @@ pub async fn recompute(
     view: &Arc<CompiledView>,
     snapshot: &Snapshot,
 ) -> Result<(RecordBatch, Option<RecordBatch>)> {
-    let mut op = Operator::new(view.clone())?;
     let files: Vec<FileEntry> = snapshot.files().cloned().collect();
+    // A precedence view stores only its groups: DataFusion's own parallel
+    // final aggregate computes them (merge views need the partial state
+    // too, which the operator keeps).
+    if let (PlanKind::Grouped(g), Serving::Precedence) = (&view.kind, &view.view.serving) {
+        if let Some(groups) = final_groups(exec, g, &view.view.stream, &files).await? {
+            let groups: Vec<RecordBatch> = groups
+                .into_iter()
+                .map(|b| RecordBatch::try_new(g.final_schema.clone(), b.columns().to_vec()))
+                .collect::<std::result::Result<_, _>>()?;
+            let sorted = canonical_sort(&view.stored_schema(), &view.stored_key(), &groups)?;
+            return Ok((sorted, None));
+        }
+    }
+    let mut op = Operator::new(view.clone())?;
     op.apply(exec, &files).await?;
     let state = match view.view.serving {
         Serving::Merge => op.state_rows()?,

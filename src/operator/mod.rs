@@ -27,7 +27,11 @@ use datafusion::datasource::physical_plan::{
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{collect, collect_partitioned, ExecutionPlan};
 use datafusion::prelude::SessionContext;
 
@@ -205,6 +209,51 @@ fn rebind(
             ))
         })?
         .data)
+}
+
+/// The groups of a grouped view over all of `files` (a batch over a
+/// snapshot), computed as DataFusion computes a query: the partial
+/// aggregate per file group, a hash repartition on the group key, the
+/// final aggregate on every partition side by side. `None` when the
+/// result could depend on thread timing — a floating-point state, whose
+/// merge order would change its rounding — so the caller merges in the
+/// operator's own order instead.
+pub async fn final_groups(
+    exec: &Exec,
+    g: &GroupedPlan,
+    stream: &str,
+    files: &[FileEntry],
+) -> Result<Option<Vec<RecordBatch>>> {
+    let floats = g
+        .state_schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_floating());
+    if floats || files.is_empty() {
+        return Ok(None);
+    }
+    let partial = reset_plan_states(rebind(&g.partial, stream, files, exec)?)?;
+    let Some(p) = partial.downcast_ref::<AggregateExec>() else {
+        return Ok(None);
+    };
+    let schema = partial.schema();
+    let keys: Vec<Arc<dyn PhysicalExpr>> = (0..g.group_columns)
+        .map(|i| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
+        .collect();
+    let repartitioned = Arc::new(RepartitionExec::try_new(
+        partial.clone(),
+        datafusion::physical_plan::Partitioning::Hash(keys, exec.partitions.max(1)),
+    )?);
+    let aggregate = AggregateExec::try_new(
+        AggregateMode::FinalPartitioned,
+        p.group_expr().as_final(),
+        p.aggr_expr().to_vec(),
+        p.filter_expr().to_vec(),
+        repartitioned,
+        p.input_schema(),
+    )?;
+    let out = collect_partitioned(Arc::new(aggregate), exec.task.clone()).await?;
+    Ok(Some(out.into_iter().flatten().collect()))
 }
 
 /// Run `plan` over `files` of `stream` and collect its output.
