@@ -536,35 +536,32 @@ pub async fn batch(
 }
 
 /// `strata status`: streams, then views.
-/// `strata compact`: one line per compaction as it lands, then a table.
+/// `strata compact`: one line per compaction as it lands (or, with
+/// `--format json`, all of them at the end).
 async fn compact(strata: &mut Strata, streams: &[String], format: OutputFormat) -> Result<()> {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    bar.set_message("compacting");
+    let json = format == OutputFormat::Json;
     let report = |c: &crate::log::compact::Compacted| {
-        bar.println(format!(
-            "{}: commits {}..={} compacted as commit {}: {} files ({}) -> {} ({})",
-            c.stream,
-            c.first,
-            c.last,
-            c.commit,
-            c.files_before,
-            human_bytes(c.bytes_before),
-            c.files_after,
-            human_bytes(c.bytes_after)
-        ))
+        if !json {
+            println!(
+                "{}: commits {}..={} compacted as commit {}: {} files ({}) -> {} ({})",
+                c.stream,
+                c.first,
+                c.last,
+                c.commit,
+                c.files_before,
+                human_bytes(c.bytes_before),
+                c.files_after,
+                human_bytes(c.bytes_after)
+            );
+        }
     };
     let done = strata.compact(streams, &report).await?;
-    bar.finish_and_clear();
     let mut out = std::io::stdout().lock();
-    if format == OutputFormat::Json {
+    use std::io::Write;
+    if json {
         serde_json::to_writer_pretty(&mut out, &done)?;
-        use std::io::Write;
         writeln!(out)?;
-        return Ok(());
-    }
-    if done.is_empty() {
-        use std::io::Write;
+    } else if done.is_empty() {
         writeln!(out, "nothing to compact")?;
     }
     Ok(())

@@ -4,9 +4,10 @@
 //! ```text
 //!   live steps   [c3: 2 KB] [c4: 1 KB] [c5: 3 KB] [c6: 90 MB] [c7: 1 KB] …
 //!                └──────── a run: small, consecutive, declared schema ──┘
-//!   compact  ──► read the run's files in commit order, write them again per
-//!                event-time partition (rows keep their commit order within a
-//!                partition) ──► commit K: compacts {first 3, last 5,
+//!   compact  ──► read the run's files in commit order, write them again:
+//!                one file if the run holds at most 32 MiB of rows, else per
+//!                event-time partition (rows keep their commit order within
+//!                a file) ──► commit K: compacts {first 3, last 5,
 //!                supersedes: the steps as they were}, files: the new ones
 //!   readers  ──► any snapshot with K: one step c3..=c5 (the same rows);
 //!                a reader starting or stopping inside 3..=5 reads the
@@ -113,8 +114,12 @@ async fn compact_run(
     target_bytes: u64,
 ) -> Result<Compacted> {
     let store = log.store().clone();
+    // A run of at most 32 MiB of rows becomes one file (as a small append
+    // does): splitting a little data by hour would make more files, not
+    // fewer. A larger run is written per event-time partition.
     let limits = WriterLimits {
         target_file_bytes: target_bytes as usize,
+        small_append_rows: u64::MAX,
         ..WriterLimits::default()
     };
     let mut writer = PartitionedWriter::new(store.clone(), def.clone(), limits);

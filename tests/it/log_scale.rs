@@ -388,17 +388,12 @@ async fn compaction_and_vacuum_change_no_answer_on_random_logs() {
 
         let done = strata.compact(&[], &|_| {}).await.unwrap();
         assert!(!done.is_empty(), "seed {seed}: nothing compacted");
-        // One run of small commits: one file per event-time partition.
-        let hours = count(
-            &mut strata,
-            "SELECT count(DISTINCT date_trunc('hour', ts)) FROM orders",
-        )
-        .await;
+        // One run of small commits, a little data: one file.
         let snap = strata.snapshot("orders").await.unwrap();
         assert_eq!(done.len(), 1, "seed {seed}: {done:?}");
         assert_eq!(
-            snap.files().count() as i64,
-            hours,
+            snap.files().count(),
+            1,
             "seed {seed}: files after compacting {superseded}"
         );
         // A fresh process sees the same, through the log checkpoint the
