@@ -147,8 +147,10 @@ pub enum CommitOutcome {
 pub struct LogState {
     /// Commits applied: `0..next`.
     pub next: u64,
-    /// The live steps, ascending by commit.
-    pub steps: Vec<Step>,
+    /// The live steps, ascending by commit: shared with the snapshots
+    /// taken of this state (a snapshot costs no copy; a commit applied
+    /// while one is held copies once).
+    pub steps: Arc<Vec<Step>>,
     /// Idempotency key → its commit.
     pub keys: HashMap<String, u64>,
     /// Where the schema fingerprint changed, in commit order.
@@ -204,7 +206,7 @@ impl LogState {
                         step.rows()
                     )));
                 }
-                self.steps.splice(from..to, [step]);
+                Arc::make_mut(&mut self.steps).splice(from..to, [step]);
             }
             None => {
                 if self.schemas.last().map(|e| &e.fingerprint) != Some(&record.schema_fingerprint)
@@ -213,7 +215,7 @@ impl LogState {
                     self.schemas.push(SchemaEpoch::of(record));
                 }
                 if !record.files.is_empty() {
-                    self.steps.push(Step {
+                    Arc::make_mut(&mut self.steps).push(Step {
                         commit: record.commit,
                         first: record.commit,
                         compaction: None,
@@ -239,7 +241,7 @@ impl LogState {
         }
         Some(Self {
             next: c.commit + 1,
-            steps: c.steps,
+            steps: Arc::new(c.steps),
             keys: c.keys.into_iter().collect(),
             schemas: c.schemas,
         })
@@ -251,7 +253,7 @@ impl LogState {
             format: checkpoint::LOG_CHECKPOINT_FORMAT,
             stream: stream.to_string(),
             commit: self.next.checked_sub(1)?,
-            steps: self.steps.clone(),
+            steps: self.steps.to_vec(),
             keys: self.keys.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             schemas: self.schemas.clone(),
         })
@@ -397,7 +399,7 @@ impl StreamLog {
             self.store.clone(),
             self.stream.clone(),
             self.state.next.checked_sub(1),
-            self.state.steps.clone().into(),
+            self.state.steps.clone(),
         )
     }
 

@@ -73,7 +73,7 @@ pub struct Snapshot {
     store: Arc<dyn ObjectStore>,
     head: Option<u64>,
     /// The live steps, ascending by `commit`, none empty.
-    steps: Arc<[Step]>,
+    steps: Arc<Vec<Step>>,
 }
 
 impl Snapshot {
@@ -81,7 +81,7 @@ impl Snapshot {
         store: Arc<dyn ObjectStore>,
         stream: String,
         head: Option<u64>,
-        steps: Arc<[Step]>,
+        steps: Arc<Vec<Step>>,
     ) -> Self {
         Self {
             stream,
@@ -186,7 +186,7 @@ impl Snapshot {
             stream: self.stream.clone(),
             store: self.store.clone(),
             head: end.checked_sub(1),
-            steps: self.steps_between(0, end).await?.into(),
+            steps: Arc::new(self.steps_between(0, end).await?),
         })
     }
 }

@@ -76,6 +76,31 @@ impl Project {
         c
     }
 
+    /// The real binary running `args` on this project in the background,
+    /// its output discarded (for kill -9 tests).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `args` killed with SIGKILL after `delay` (it may have finished).
+    pub fn kill_after(
+        &self,
+        args: &[&str],
+        delay: std::time::Duration,
+    ) -> std::process::ExitStatus {
+        let mut child = self.spawn(args);
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap()
+    }
+
     /// Every file and directory under the store, with file contents.
     pub fn store_tree(&self) -> BTreeMap<String, Option<Vec<u8>>> {
         let mut out = BTreeMap::new();

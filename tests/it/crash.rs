@@ -39,17 +39,7 @@ fn kill_dash_nine_during_ingest_leaves_only_whole_commits() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     for run in 0..runs {
         let delay = full.mul_f64(rng.random_range(0.05..1.1));
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
-            .arg("--config")
-            .arg(p.config_path())
-            .args(["ingest", "orders", input.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
+        let status = p.kill_after(&["ingest", "orders", input.to_str().unwrap()], delay);
 
         rt.block_on(async {
             let mut strata = p.strata();
@@ -134,18 +124,8 @@ fn kill_dash_nine_during_batch_keeps_the_previous_version_served() {
         }
         out
     });
-    let batch = || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
-            .arg("--config")
-            .arg(p.config_path())
-            .arg("batch")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
     let started = Instant::now();
-    assert!(batch().wait().unwrap().success());
+    assert!(p.spawn(&["batch"]).wait().unwrap().success());
     let full = started.elapsed();
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
@@ -157,10 +137,7 @@ fn kill_dash_nine_during_batch_keeps_the_previous_version_served() {
                 "large_orders",
             ))
             .unwrap();
-        let mut child = batch();
-        std::thread::sleep(full.mul_f64(rng.random_range(0.05..1.0)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        p.kill_after(&["batch"], full.mul_f64(rng.random_range(0.05..1.0)));
         rt.block_on(async {
             let mut strata = p.strata();
             let after = strata::batch::list_versions(strata.store(), "large_orders")
@@ -188,5 +165,8 @@ fn kill_dash_nine_during_batch_keeps_the_previous_version_served() {
         });
     }
     assert!(interrupted > 0, "no kill landed before a publish");
-    assert!(batch().wait().unwrap().success(), "the next batch succeeds");
+    assert!(
+        p.spawn(&["batch"]).wait().unwrap().success(),
+        "the next batch succeeds"
+    );
 }

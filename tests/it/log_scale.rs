@@ -539,17 +539,7 @@ fn kill_dash_nine_during_compaction_and_checkpoints_loses_nothing() {
             "compact"
         };
         let delay = full.mul_f64(rng.random_range(0.0..1.2));
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
-            .arg("--config")
-            .arg(p.config_path())
-            .arg(what)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        p.kill_after(&[what], delay);
         rt.block_on(async {
             let mut strata = p.strata();
             let want: Vec<i64> = (0..commits * 3).collect();
