@@ -52,9 +52,10 @@ use crate::log::{Covered, Created, FileEntry, RecordDir, Snapshot};
 use crate::operator::{final_groups, Exec, Operator};
 
 /// Version of the publish record format (2: grouped views store groups;
-/// 3: `TIMESTAMP` columns are naive UTC — older versions are stale and the
-/// next batch replaces them, while serving reads the log).
-pub const VERSION_FORMAT: u32 = 3;
+/// 3: `TIMESTAMP` columns are naive UTC; 4: string columns are `Utf8View`,
+/// as scans read them — older versions are stale and the next batch
+/// replaces them, while serving reads the log).
+pub const VERSION_FORMAT: u32 = 4;
 /// Rows per Parquet part file of a version.
 const PART_ROWS: usize = 1 << 20;
 /// Rows per write: fixed, so page boundaries do not depend on how

@@ -342,7 +342,7 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
     ctx.register_table(
         stream.name.as_str(),
         Arc::new(CommitScanTable {
-            schema: stream.schema.clone(),
+            schema: stream.scan_schema(),
             url,
         }),
     )?;

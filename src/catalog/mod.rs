@@ -117,6 +117,31 @@ impl StreamDef {
             .collect()
     }
 
+    /// The schema every scan of the stream reads: the declared schema with
+    /// strings as `Utf8View` (as DataFusion's own Parquet tables read them:
+    /// short strings are compared and hashed inline, without copying them
+    /// out of the page). Files keep the declared types; only reads change.
+    pub fn scan_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 => {
+                    f.as_ref().clone().with_data_type(DataType::Utf8View)
+                }
+                DataType::Binary | DataType::LargeBinary => {
+                    f.as_ref().clone().with_data_type(DataType::BinaryView)
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        ))
+    }
+
     /// A stable fingerprint of the declared schema (names, types, nullability).
     pub fn schema_fingerprint(&self) -> String {
         crate::log::schema::fingerprint(&crate::log::schema::columns_of(&self.schema))

@@ -155,7 +155,7 @@ pub fn planning_context(catalog: &Catalog) -> Result<SessionContext> {
     for (name, s) in &catalog.streams {
         ctx.register_table(
             name.as_str(),
-            Arc::new(MemTable::try_new(s.schema.clone(), vec![vec![]])?),
+            Arc::new(MemTable::try_new(s.scan_schema(), vec![vec![]])?),
         )?;
     }
     for v in &catalog.views {

@@ -868,7 +868,7 @@ pub fn sql_type_name(t: &DataType) -> String {
         DataType::Int64 => "BIGINT".into(),
         DataType::Float32 => "REAL".into(),
         DataType::Float64 => "DOUBLE".into(),
-        DataType::Utf8 => "VARCHAR".into(),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "VARCHAR".into(),
         DataType::Boolean => "BOOLEAN".into(),
         DataType::Date32 => "DATE".into(),
         DataType::Timestamp(_, _) => "TIMESTAMP".into(),

@@ -417,7 +417,7 @@ pub fn register_refused(
             Arc::new(FailedTable::new(schema, move || refusal.error(&stream)))
         };
         ctx.deregister_table(name.as_str())?;
-        ctx.register_table(name.as_str(), refused(def.schema.clone()))?;
+        ctx.register_table(name.as_str(), refused(def.scan_schema()))?;
         if views {
             for c in catalog.compiled.values().filter(|c| &c.view.stream == name) {
                 ctx.deregister_table(c.view.name.as_str())?;

@@ -30,6 +30,8 @@ use crate::catalog::StreamDef;
 #[derive(Debug, Clone)]
 pub struct LogTable {
     stream: StreamDef,
+    /// What scans read: [`StreamDef::scan_schema`].
+    schema: SchemaRef,
     files: Vec<FileEntry>,
     store_url: ObjectStoreUrl,
 }
@@ -39,6 +41,7 @@ impl LogTable {
     /// has the strata store registered.
     pub fn new(stream: StreamDef, snapshot: &Snapshot, store_url: ObjectStoreUrl) -> Self {
         Self {
+            schema: stream.scan_schema(),
             stream,
             files: snapshot.files().cloned().collect(),
             store_url,
@@ -47,7 +50,7 @@ impl LogTable {
 
     /// The files a scan with `filters` would read.
     pub fn prune(&self, state: &dyn Session, filters: &[Expr]) -> DFResult<Vec<&FileEntry>> {
-        let schema = self.stream.schema.clone();
+        let schema = self.schema.clone();
         let Some(predicate) = conjunction(filters.iter().cloned()) else {
             return Ok(self.files.iter().collect());
         };
@@ -76,7 +79,7 @@ impl LogTable {
 #[async_trait]
 impl TableProvider for LogTable {
     fn schema(&self) -> SchemaRef {
-        self.stream.schema.clone()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -92,7 +95,7 @@ impl TableProvider for LogTable {
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let files = self.prune(state, filters)?;
         if files.is_empty() {
-            let schema = datafusion::common::project_schema(&self.stream.schema, projection)?;
+            let schema = datafusion::common::project_schema(&self.schema, projection)?;
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
         let files = files
@@ -102,7 +105,7 @@ impl TableProvider for LogTable {
         parquet_scan(
             state,
             &self.store_url,
-            &self.stream.schema,
+            &self.schema,
             files,
             projection.cloned(),
             limit,

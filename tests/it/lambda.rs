@@ -67,7 +67,22 @@ pub fn canonical(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch]) 
 /// The oracle: `sql` run by DataFusion over `events` held in memory.
 pub async fn oracle(sql: &str, events: &[RecordBatch]) -> String {
     let ctx = SessionContext::new();
-    let table = MemTable::try_new(orders_schema(), vec![events.to_vec()]).unwrap();
+    // Rows read back from strata come in its scan types (strings as
+    // Utf8View): the oracle takes them as declared.
+    let schema = orders_schema();
+    let events: Vec<RecordBatch> = events
+        .iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()).unwrap())
+                .collect();
+            RecordBatch::try_new(schema.clone(), columns).unwrap()
+        })
+        .collect();
+    let table = MemTable::try_new(schema, vec![events]).unwrap();
     ctx.register_table("orders", Arc::new(table)).unwrap();
     let df = ctx.sql(sql).await.unwrap();
     let schema = Arc::new(df.schema().as_arrow().clone());
@@ -323,7 +338,7 @@ async fn the_speed_layer_cap_asks_for_a_batch() {
     let p = lambda_project();
     std::fs::write(
         p.config_path(),
-        "store = 'file://store'\nspeed_max_bytes = 10000\n",
+        "store = 'file://store'\nspeed_max_bytes = 4000\n",
     )
     .unwrap();
     let mut strata = p.strata();

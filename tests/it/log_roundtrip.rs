@@ -54,7 +54,7 @@ fn expected(empty_name_is_null: bool) -> RecordBatch {
         Field::new("d", DataType::Float64, true),
         Field::new("r", DataType::Float32, true),
         Field::new("amount", DataType::Decimal128(10, 3), true),
-        Field::new("name", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8View, true),
         Field::new("flag", DataType::Boolean, true),
         Field::new("day", DataType::Date32, true),
     ]));
@@ -89,7 +89,12 @@ fn expected(empty_name_is_null: bool) -> RecordBatch {
                     .with_precision_and_scale(10, 3)
                     .unwrap(),
             ),
-            Arc::new(StringArray::from(vec![Some("héllo"), None, name3, None])),
+            Arc::new(StringViewArray::from(vec![
+                Some("héllo"),
+                None,
+                name3,
+                None,
+            ])),
             Arc::new(BooleanArray::from(vec![
                 Some(true),
                 None,
