@@ -34,7 +34,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
 use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::col;
@@ -43,13 +43,14 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{CompiledView, PlanKind, Serving, ViewDef};
+use crate::catalog::{CompiledView, Serving, ViewDef};
 use crate::error::{Result, StrataError};
 use crate::log::{Covered, Created, FileEntry, RecordDir, Snapshot};
-use crate::operator::{final_groups, Exec, Operator};
+use crate::operator::{sorted_version, Exec, Operator};
 
 /// Version of the publish record format (2: grouped views store groups;
 /// 3: `TIMESTAMP` columns are naive UTC; 4: string columns are `Utf8View`,
@@ -179,18 +180,14 @@ pub async fn recompute(
     snapshot: &Snapshot,
 ) -> Result<(RecordBatch, Option<RecordBatch>)> {
     let files: Vec<FileEntry> = snapshot.files().cloned().collect();
-    // A precedence view stores only its groups: DataFusion's own parallel
-    // final aggregate computes them (merge views need the partial state
-    // too, which the operator keeps).
-    if let (PlanKind::Grouped(g), Serving::Precedence) = (&view.kind, &view.view.serving) {
-        if let Some(groups) = final_groups(exec, g, &view.view.stream, &files).await? {
-            let groups: Vec<RecordBatch> = groups
-                .into_iter()
-                .map(|b| RecordBatch::try_new(g.final_schema.clone(), b.columns().to_vec()))
-                .collect::<std::result::Result<_, _>>()?;
-            let sorted = canonical_sort(&view.stored_schema(), &view.stored_key(), &groups)?;
-            return Ok((sorted, None));
-        }
+    if let Some(sorted) = sorted_version(exec, view, &files).await? {
+        // Taken under the stored schema's names and field metadata.
+        let all = match sorted.first() {
+            Some(first) => concat_batches(&first.schema(), &sorted)?,
+            None => RecordBatch::new_empty(view.stored_schema()),
+        };
+        let all = RecordBatch::try_new(view.stored_schema(), all.columns().to_vec())?;
+        return Ok((all, None));
     }
     let mut op = Operator::new(view.clone())?;
     op.apply(exec, &files).await?;
@@ -272,10 +269,22 @@ async fn write_parts(
     } else {
         Compression::UNCOMPRESSED
     };
-    let props = WriterProperties::builder()
+    // Dictionary pages only for strings: numbers and timestamps (an id, an
+    // instant, an amount) are mostly distinct, and building a dictionary
+    // for them only to give it up costs more than the rest of the encoding.
+    let mut props = WriterProperties::builder()
         .set_compression(compression)
         .set_max_row_group_row_count(Some(128 * 1024))
-        .build();
+        .set_dictionary_enabled(false);
+    for f in schema.fields() {
+        if matches!(
+            f.data_type(),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        ) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), true);
+        }
+    }
+    let props = props.build();
     let n = sorted.num_rows();
     // An empty result is still one part, with the schema.
     let starts: Vec<usize> = (0..n.max(1)).step_by(VERSION_PART_ROWS).collect();
@@ -465,6 +474,7 @@ pub async fn run_batch(
     let latest = versions.list().await?.last().copied();
     let mut version = latest.map_or(1, |v| v + 1);
     let (sorted, state) = recompute(exec, compiled, snapshot).await?;
+    let computed = started.elapsed();
     let state = match state {
         Some(rows) => vec![
             crate::kappa::checkpoint::write_state(
@@ -489,6 +499,13 @@ pub async fn run_batch(
     )
     .await?;
     let rows = sorted.num_rows() as u64;
+    tracing::debug!(
+        view = %view.name,
+        rows,
+        compute_ms = computed.as_millis() as u64,
+        write_ms = (started.elapsed() - computed).as_millis() as u64,
+        "batch computed and written"
+    );
     let mut record = VersionRecord {
         format: VERSION_FORMAT,
         view: view.name.clone(),

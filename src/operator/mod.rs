@@ -18,6 +18,7 @@ pub mod state;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::compute::SortOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -28,14 +29,18 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::{collect, collect_partitioned, ExecutionPlan};
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{
+    collect, collect_partitioned, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+};
 use datafusion::prelude::SessionContext;
 
-use crate::catalog::{CompiledView, GroupedPlan, PlanKind};
+use crate::catalog::{CompiledView, GroupedPlan, PlanKind, Serving};
 use crate::error::Result;
 use crate::log::{file_path, FileEntry};
 use state::GroupedState;
@@ -185,6 +190,17 @@ fn rebind(
     Ok(plan
         .clone()
         .transform_up(|node| {
+            // The plan was compiled over a scan of no files, one partition,
+            // so the optimizer spread it round-robin; once the scan has as
+            // many file groups as there are partitions, that is only a hop.
+            if let Some(r) = node.downcast_ref::<RepartitionExec>() {
+                let input = r.input();
+                if matches!(r.partitioning(), Partitioning::RoundRobinBatch(_))
+                    && input.output_partitioning().partition_count() >= partitions
+                {
+                    return Ok(Transformed::yes(input.clone()));
+                }
+            }
             let Some(ds) = node.downcast_ref::<DataSourceExec>() else {
                 return Ok(Transformed::no(node));
             };
@@ -211,49 +227,86 @@ fn rebind(
         .data)
 }
 
-/// The groups of a grouped view over all of `files` (a batch over a
-/// snapshot), computed as DataFusion computes a query: the partial
-/// aggregate per file group, a hash repartition on the group key, the
-/// final aggregate on every partition side by side. `None` when the
-/// result could depend on thread timing — a floating-point state, whose
-/// merge order would change its rounding — so the caller merges in the
-/// operator's own order instead.
-pub async fn final_groups(
+/// What a batch version of `view` stores over all of `files` (a batch
+/// over a snapshot) — its groups (grouped) or rows (row view) — sorted in
+/// the canonical order (the stored key, then every column; ascending,
+/// nulls last), computed as DataFusion computes a query: the plan on every
+/// file group side by side, for a grouped view the partial aggregate, a
+/// hash repartition on the group key and the final aggregate per
+/// partition, then a sort per partition and a merge of the sorted
+/// partitions. The order is total, so the result does not depend on which
+/// thread did what.
+///
+/// `None` when the result could depend on thread timing — a floating-point
+/// aggregate state, whose merge order would change its rounding — and for
+/// `serving = 'merge'` views, which store the partial state too: the
+/// caller runs the operator, in its fixed merge order.
+pub async fn sorted_version(
     exec: &Exec,
-    g: &GroupedPlan,
-    stream: &str,
+    view: &CompiledView,
     files: &[FileEntry],
 ) -> Result<Option<Vec<RecordBatch>>> {
-    let floats = g
-        .state_schema()
-        .fields()
-        .iter()
-        .any(|f| f.data_type().is_floating());
-    if floats || files.is_empty() {
+    if files.is_empty() {
         return Ok(None);
     }
-    let partial = reset_plan_states(rebind(&g.partial, stream, files, exec)?)?;
-    let Some(p) = partial.downcast_ref::<AggregateExec>() else {
+    let stream = view.view.stream.as_str();
+    let plan = match &view.kind {
+        PlanKind::Rows { plan } => reset_plan_states(rebind(plan, stream, files, exec)?)?,
+        PlanKind::Grouped(g) => {
+            let floats = g
+                .state_schema()
+                .fields()
+                .iter()
+                .any(|f| f.data_type().is_floating());
+            if floats || view.view.serving == Serving::Merge {
+                return Ok(None);
+            }
+            let partial = reset_plan_states(rebind(&g.partial, stream, files, exec)?)?;
+            let Some(p) = partial.downcast_ref::<AggregateExec>() else {
+                return Ok(None);
+            };
+            let schema = partial.schema();
+            let keys: Vec<Arc<dyn PhysicalExpr>> = (0..g.group_columns)
+                .map(|i| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
+                .collect();
+            let repartitioned = Arc::new(RepartitionExec::try_new(
+                partial.clone(),
+                Partitioning::Hash(keys, exec.partitions.max(1)),
+            )?);
+            Arc::new(AggregateExec::try_new(
+                AggregateMode::FinalPartitioned,
+                p.group_expr().as_final(),
+                p.aggr_expr().to_vec(),
+                p.filter_expr().to_vec(),
+                repartitioned,
+                p.input_schema(),
+            )?)
+        }
+    };
+    let schema = plan.schema();
+    let key = view.stored_key();
+    let order = key
+        .iter()
+        .copied()
+        .chain((0..schema.fields().len()).filter(|i| !key.contains(i)))
+        .map(|i| PhysicalSortExpr {
+            expr: Arc::new(Column::new(schema.field(i).name(), i)),
+            options: SortOptions {
+                descending: false,
+                nulls_first: false,
+            },
+        });
+    let Some(order) = LexOrdering::new(order) else {
         return Ok(None);
     };
-    let schema = partial.schema();
-    let keys: Vec<Arc<dyn PhysicalExpr>> = (0..g.group_columns)
-        .map(|i| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
-        .collect();
-    let repartitioned = Arc::new(RepartitionExec::try_new(
-        partial.clone(),
-        datafusion::physical_plan::Partitioning::Hash(keys, exec.partitions.max(1)),
-    )?);
-    let aggregate = AggregateExec::try_new(
-        AggregateMode::FinalPartitioned,
-        p.group_expr().as_final(),
-        p.aggr_expr().to_vec(),
-        p.filter_expr().to_vec(),
-        repartitioned,
-        p.input_schema(),
-    )?;
-    let out = collect_partitioned(Arc::new(aggregate), exec.task.clone()).await?;
-    Ok(Some(out.into_iter().flatten().collect()))
+    let sorted = Arc::new(SortExec::new(order.clone(), plan).with_preserve_partitioning(true));
+    let merged: Arc<dyn ExecutionPlan> = Arc::new(SortPreservingMergeExec::new(order, sorted));
+    tracing::trace!(
+        "batch plan of {}:\n{}",
+        view.view.name,
+        datafusion::physical_plan::displayable(merged.as_ref()).indent(true)
+    );
+    Ok(Some(collect(merged, exec.task.clone()).await?))
 }
 
 /// Run `plan` over `files` of `stream` and collect its output.
