@@ -36,8 +36,11 @@ use arrow::compute::concat_batches;
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
 use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::SortExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::col;
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -173,21 +176,17 @@ pub fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
 }
 
 /// Compute what a version of `view` at `snapshot` stores (groups or
-/// rows), in canonical order: the stored key, then every column.
+/// rows), in canonical order: the stored key, then every column. The rows
+/// come as a stream, so that writing them overlaps the sort's final merge;
+/// the partial state of a merge view comes whole.
 pub async fn recompute(
     exec: &Exec,
     view: &Arc<CompiledView>,
     snapshot: &Snapshot,
-) -> Result<(RecordBatch, Option<RecordBatch>)> {
+) -> Result<(SendableRecordBatchStream, Option<RecordBatch>)> {
     let files: Vec<FileEntry> = snapshot.files().cloned().collect();
     if let Some(sorted) = sorted_version(exec, view, &files).await? {
-        // Taken under the stored schema's names and field metadata.
-        let all = match sorted.first() {
-            Some(first) => concat_batches(&first.schema(), &sorted)?,
-            None => RecordBatch::new_empty(view.stored_schema()),
-        };
-        let all = RecordBatch::try_new(view.stored_schema(), all.columns().to_vec())?;
-        return Ok((all, None));
+        return Ok((sorted, None));
     }
     let mut op = Operator::new(view.clone())?;
     op.apply(exec, &files).await?;
@@ -195,8 +194,13 @@ pub async fn recompute(
         Serving::Merge => op.state_rows()?,
         Serving::Precedence => None,
     };
-    let sorted = canonical_sort(&view.stored_schema(), &view.stored_key(), &op.stored()?)?;
-    Ok((sorted, state))
+    let schema = view.stored_schema();
+    let sorted = canonical_sort(&schema, &view.stored_key(), &op.stored()?)?;
+    let stream = futures::stream::iter([Ok(sorted)]);
+    Ok((
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        state,
+    ))
 }
 
 /// `batches` as one batch sorted by the columns `key`, then every other
@@ -244,34 +248,132 @@ const VERSION_PART_ROWS: usize = 256 * 1024;
 /// depend only on the rows, so the same rows give the same bytes.)
 const COMPRESS_ABOVE_ROWS: usize = 64 * 1024;
 
-/// A version's part files and the SHA-256 over their bytes in order.
+/// A version's part files, its rows and the SHA-256 over the parts' bytes
+/// in order.
 struct Parts {
     files: Vec<PartFile>,
+    rows: u64,
     content_hash: String,
 }
 
-/// Write `sorted` as the part files of a version under `prefix`: parts of
-/// [`VERSION_PART_ROWS`] rows, encoded on blocking threads side by side
-/// and uploaded concurrently. Part boundaries, writer settings and so the
-/// bytes depend only on the rows: the same rows give the same parts and
-/// content hash. The codec depends on the row count: none for small versions,
-/// Snappy (fast to write and to read) for large ones.
+/// Write the rows of `sorted` as the part files of a version under
+/// `prefix`: parts of [`VERSION_PART_ROWS`] rows, each encoded on a
+/// blocking thread and uploaded as soon as its rows have arrived, while
+/// the rest are still being merged. Part boundaries, writer settings and so
+/// the bytes depend only on the rows: the same rows give the same parts and
+/// content hash. The codec depends on the row count: none for small
+/// versions, Snappy (fast to write and to read) for large ones.
 async fn write_parts(
     store: &Arc<dyn ObjectStore>,
     schema: SchemaRef,
     prefix: &str,
-    sorted: &RecordBatch,
+    mut sorted: SendableRecordBatchStream,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Parts> {
-    let sorted = RecordBatch::try_new(schema.clone(), sorted.columns().to_vec())?;
-    let compression = if sorted.num_rows() > COMPRESS_ABOVE_ROWS {
-        Compression::SNAPPY
-    } else {
-        Compression::UNCOMPRESSED
-    };
-    // Dictionary pages only for strings: numbers and timestamps (an id, an
-    // instant, an amount) are mostly distinct, and building a dictionary
-    // for them only to give it up costs more than the rest of the encoding.
+    let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0usize;
+    let mut jobs = Vec::new();
+    let mut done = false;
+    let mut rows = 0u64;
+    while !done {
+        match sorted.next().await.transpose()? {
+            Some(batch) => {
+                pending_rows += batch.num_rows();
+                pending.push(RecordBatch::try_new(
+                    schema.clone(),
+                    batch.columns().to_vec(),
+                )?);
+                if pending_rows < VERSION_PART_ROWS {
+                    continue;
+                }
+            }
+            // The last part (an empty result is still one part, with the
+            // schema).
+            None if pending_rows > 0 || jobs.is_empty() => done = true,
+            None => break,
+        }
+        let all = concat_batches(&schema, &pending)?;
+        pending.clear();
+        let mut start = 0;
+        while all.num_rows().saturating_sub(start) >= VERSION_PART_ROWS
+            || (done && start < all.num_rows().max(1))
+        {
+            let part = all.slice(start, VERSION_PART_ROWS.min(all.num_rows() - start));
+            start += part.num_rows().max(1);
+            // A full part means more than COMPRESS_ABOVE_ROWS rows in all;
+            // otherwise this is the only part and its rows are all.
+            let compression = if jobs.is_empty() && part.num_rows() <= COMPRESS_ABOVE_ROWS {
+                Compression::UNCOMPRESSED
+            } else {
+                Compression::SNAPPY
+            };
+            let path = format!("{prefix}/part-{:05}-{attempt}.parquet", jobs.len());
+            rows += part.num_rows() as u64;
+            jobs.push(tokio::spawn(write_part(
+                store.clone(),
+                part,
+                path,
+                version_part_properties(&schema, compression),
+            )));
+        }
+        let rest = all.num_rows().saturating_sub(start);
+        if rest > 0 {
+            pending.push(all.slice(start, rest));
+        }
+        pending_rows = rest;
+    }
+    let mut hasher = Sha256::new();
+    let mut files = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let (file, bytes) = job
+            .await
+            .map_err(|e| StrataError::Usage(format!("writing a version part: {e}")))??;
+        hasher.update(&bytes);
+        progress(file.rows);
+        files.push(file);
+    }
+    Ok(Parts {
+        files,
+        rows,
+        content_hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Encode one part on a blocking thread and put it at `path`.
+async fn write_part(
+    store: Arc<dyn ObjectStore>,
+    part: RecordBatch,
+    path: String,
+    props: WriterProperties,
+) -> Result<(PartFile, Bytes)> {
+    let rows = part.num_rows() as u64;
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Bytes> {
+        let mut w = ArrowWriter::try_new(Vec::new(), part.schema(), Some(props))?;
+        w.write(&part)?;
+        Ok(Bytes::from(w.into_inner()?))
+    })
+    .await
+    .map_err(|e| StrataError::Usage(format!("encoding a version part: {e}")))??;
+    let len = bytes.len() as u64;
+    store
+        .put(&Path::from(path.as_str()), PutPayload::from(bytes.clone()))
+        .await?;
+    Ok((
+        PartFile {
+            path,
+            rows,
+            bytes: len,
+        },
+        bytes,
+    ))
+}
+
+/// Writer settings of a version part. Dictionary pages only for strings:
+/// numbers and timestamps (an id, an instant, an amount) are mostly
+/// distinct, and building a dictionary for them only to give it up costs
+/// more than the rest of the encoding.
+fn version_part_properties(schema: &SchemaRef, compression: Compression) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(compression)
         .set_max_row_group_row_count(Some(128 * 1024))
@@ -284,50 +386,7 @@ async fn write_parts(
             props = props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), true);
         }
     }
-    let props = props.build();
-    let n = sorted.num_rows();
-    // An empty result is still one part, with the schema.
-    let starts: Vec<usize> = (0..n.max(1)).step_by(VERSION_PART_ROWS).collect();
-    let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-    let jobs = starts.iter().enumerate().map(|(i, &start)| {
-        let part = sorted.slice(start, VERSION_PART_ROWS.min(n - start));
-        let (props, schema) = (props.clone(), schema.clone());
-        let path = format!("{prefix}/part-{i:05}-{attempt}.parquet");
-        async move {
-            let rows = part.num_rows() as u64;
-            let bytes = tokio::task::spawn_blocking(move || -> Result<Bytes> {
-                let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props))?;
-                w.write(&part)?;
-                Ok(Bytes::from(w.into_inner()?))
-            })
-            .await
-            .map_err(|e| StrataError::Usage(format!("encoding a version part: {e}")))??;
-            let len = bytes.len() as u64;
-            store
-                .put(&Path::from(path.as_str()), PutPayload::from(bytes.clone()))
-                .await?;
-            progress(rows);
-            Ok::<_, StrataError>((
-                PartFile {
-                    path,
-                    rows,
-                    bytes: len,
-                },
-                bytes,
-            ))
-        }
-    });
-    let done = futures::future::try_join_all(jobs).await?;
-    let mut hasher = Sha256::new();
-    let mut files = Vec::with_capacity(done.len());
-    for (file, bytes) in done {
-        hasher.update(&bytes);
-        files.push(file);
-    }
-    Ok(Parts {
-        files,
-        content_hash: hex::encode(hasher.finalize()),
-    })
+    props.build()
 }
 
 /// Writes rows as the part files of a Kappa checkpoint's row segments:
@@ -494,11 +553,11 @@ pub async fn run_batch(
         store,
         compiled.stored_schema(),
         &format!("views/{}/v{version}", view.name),
-        &sorted,
+        sorted,
         progress,
     )
     .await?;
-    let rows = sorted.num_rows() as u64;
+    let rows = parts.rows;
     tracing::debug!(
         view = %view.name,
         rows,
@@ -568,4 +627,84 @@ pub async fn retire_old_versions(
 /// the current layout).
 pub fn is_current(view: &ViewDef, record: &VersionRecord) -> bool {
     record.format == VERSION_FORMAT && record.sql_hash == view.sql_hash()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{Field, Schema};
+
+    fn stream_of(schema: &SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        Box::pin(RecordBatchStreamAdapter::new(schema.clone(), stream))
+    }
+
+    /// Parts depend only on the rows, not on how the sorted stream happened
+    /// to batch them: cut at fixed row counts, the codec chosen by the total.
+    #[tokio::test]
+    async fn parts_depend_only_on_the_rows() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let rows = |from: i64, to: i64| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from_iter_values(from..to))],
+            )
+            .unwrap()
+        };
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let write = |n: usize, cuts: &[i64], prefix: &str| {
+            let mut bounds = vec![0];
+            bounds.extend(cuts.iter().copied().filter(|&c| c < n as i64));
+            bounds.push(n as i64);
+            let batches: Vec<RecordBatch> = bounds.windows(2).map(|w| rows(w[0], w[1])).collect();
+            let (store, schema, prefix) = (store.clone(), schema.clone(), prefix.to_string());
+            async move {
+                write_parts(
+                    &store,
+                    schema.clone(),
+                    &prefix,
+                    stream_of(&schema, batches),
+                    &|_| {},
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let n = 2 * VERSION_PART_ROWS + 1234;
+        let whole = write(n, &[], "a").await;
+        let ragged = write(n, &[1, 8192, 100_000, 262_143, 262_145, 530_000], "b").await;
+        assert_eq!(whole.content_hash, ragged.content_hash);
+        let shape = |p: &Parts| p.files.iter().map(|f| f.rows).collect::<Vec<_>>();
+        let part = VERSION_PART_ROWS as u64;
+        assert_eq!(shape(&whole), vec![part, part, 1234]);
+        assert_eq!(shape(&ragged), shape(&whole));
+        assert_eq!(whole.rows, n as u64);
+        // Every part of a large version is compressed, a small one is not.
+        let codec = |path: String| {
+            let store = store.clone();
+            async move {
+                use parquet::file::reader::{FileReader, SerializedFileReader};
+                let bytes = store.get(&Path::from(path)).await.unwrap();
+                let reader = SerializedFileReader::new(bytes.bytes().await.unwrap()).unwrap();
+                reader.metadata().row_group(0).column(0).compression()
+            }
+        };
+        for f in &whole.files {
+            assert_eq!(
+                codec(f.path.clone()).await,
+                Compression::SNAPPY,
+                "{}",
+                f.path
+            );
+        }
+        let small = write(10, &[3], "c").await;
+        assert_eq!(shape(&small), vec![10]);
+        assert_eq!(
+            codec(small.files[0].path.clone()).await,
+            Compression::UNCOMPRESSED
+        );
+        let empty = write(0, &[], "d").await;
+        assert_eq!((shape(&empty), empty.rows), (vec![0], 0));
+    }
 }

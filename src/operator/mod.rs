@@ -27,7 +27,7 @@ use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::execution::TaskContext;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
@@ -228,7 +228,8 @@ fn rebind(
 }
 
 /// What a batch version of `view` stores over all of `files` (a batch
-/// over a snapshot) — its groups (grouped) or rows (row view) — sorted in
+/// over a snapshot) — its groups (grouped) or rows (row view) — as a stream
+/// sorted in
 /// the canonical order (the stored key, then every column; ascending,
 /// nulls last), computed as DataFusion computes a query: the plan on every
 /// file group side by side, for a grouped view the partial aggregate, a
@@ -245,7 +246,7 @@ pub async fn sorted_version(
     exec: &Exec,
     view: &CompiledView,
     files: &[FileEntry],
-) -> Result<Option<Vec<RecordBatch>>> {
+) -> Result<Option<SendableRecordBatchStream>> {
     if files.is_empty() {
         return Ok(None);
     }
@@ -285,17 +286,23 @@ pub async fn sorted_version(
     };
     let schema = plan.schema();
     let key = view.stored_key();
-    let order = key
-        .iter()
-        .copied()
-        .chain((0..schema.fields().len()).filter(|i| !key.contains(i)))
-        .map(|i| PhysicalSortExpr {
-            expr: Arc::new(Column::new(schema.field(i).name(), i)),
-            options: SortOptions {
-                descending: false,
-                nulls_first: false,
-            },
-        });
+    // Groups are unique on their key: the key alone orders them totally
+    // (the canonical order, without comparing, or encoding, the rest).
+    let columns: Vec<usize> = match view.kind {
+        PlanKind::Grouped(_) => key.clone(),
+        PlanKind::Rows { .. } => key
+            .iter()
+            .copied()
+            .chain((0..schema.fields().len()).filter(|i| !key.contains(i)))
+            .collect(),
+    };
+    let order = columns.into_iter().map(|i| PhysicalSortExpr {
+        expr: Arc::new(Column::new(schema.field(i).name(), i)),
+        options: SortOptions {
+            descending: false,
+            nulls_first: false,
+        },
+    });
     let Some(order) = LexOrdering::new(order) else {
         return Ok(None);
     };
@@ -306,7 +313,7 @@ pub async fn sorted_version(
         view.view.name,
         datafusion::physical_plan::displayable(merged.as_ref()).indent(true)
     );
-    Ok(Some(collect(merged, exec.task.clone()).await?))
+    Ok(Some(merged.execute(0, exec.task.clone())?))
 }
 
 /// Run `plan` over `files` of `stream` and collect its output.
