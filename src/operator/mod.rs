@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
+use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -103,8 +104,15 @@ impl Operator {
                 }
             }
             (PlanKind::Rows { plan }, OperatorState::Rows(rows)) => {
+                // One batch per apply, of exactly its rows: a selective
+                // filter leaves many small batches, each with the capacity
+                // of a whole one.
                 let out = run_on_files(exec, plan, &stream, files).await?;
-                rows.extend(out.into_iter().filter(|b| b.num_rows() > 0));
+                let out: Vec<RecordBatch> = out.into_iter().filter(|b| b.num_rows() > 0).collect();
+                if let Some(first) = out.first() {
+                    let all = arrow::compute::concat_batches(&first.schema(), &out)?;
+                    rows.push(owned_views(all)?);
+                }
             }
             _ => unreachable!("the state is made for the plan's kind"),
         }
@@ -191,12 +199,15 @@ fn rebind(
         .clone()
         .transform_up(|node| {
             // The plan was compiled over a scan of no files, one partition,
-            // so the optimizer spread it round-robin; once the scan has as
-            // many file groups as there are partitions, that is only a hop.
+            // so the optimizer spread it round-robin. Over several file
+            // groups that is a hop, and one whose output order depends on
+            // thread timing (batches of all groups share each channel):
+            // the operator's merge order must not. Over one file group it
+            // stays (batch i goes to partition i mod n, a fixed order).
             if let Some(r) = node.downcast_ref::<RepartitionExec>() {
                 let input = r.input();
                 if matches!(r.partitioning(), Partitioning::RoundRobinBatch(_))
-                    && input.output_partitioning().partition_count() >= partitions
+                    && input.output_partitioning().partition_count() > 1
                 {
                     return Ok(Transformed::yes(input.clone()));
                 }
@@ -258,7 +269,7 @@ pub async fn sorted_version(
                 .state_schema()
                 .fields()
                 .iter()
-                .any(|f| f.data_type().is_floating());
+                .any(|f| holds_float(f.data_type()));
             if floats || view.view.serving == Serving::Merge {
                 return Ok(None);
             }
@@ -316,6 +327,50 @@ pub async fn sorted_version(
     Ok(Some(merged.execute(0, exec.task.clone())?))
 }
 
+/// `batch` with its string and binary views holding only their own bytes.
+/// Views straight from the Parquet reader point into whole decoded pages;
+/// rows a row view keeps (speed, Kappa) would keep those pages alive, and
+/// count them once per batch against `speed_max_bytes`.
+fn owned_views(batch: RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, AsArray};
+    if !batch
+        .columns()
+        .iter()
+        .any(|c| matches!(c.data_type(), DataType::Utf8View | DataType::BinaryView))
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View => Arc::new(c.as_string_view().gc()) as Arc<dyn Array>,
+            DataType::BinaryView => Arc::new(c.as_binary_view().gc()) as Arc<dyn Array>,
+            _ => c.clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// Whether values of `t` hold a floating-point number anywhere (a list of
+/// floats, say a `sum(DISTINCT f)` state, counts): adding them up in
+/// another order can round differently.
+fn holds_float(t: &DataType) -> bool {
+    match t {
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => holds_float(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| holds_float(f.data_type())),
+        DataType::Union(fields, _) => fields.iter().any(|(_, f)| holds_float(f.data_type())),
+        DataType::Dictionary(_, v) => holds_float(v),
+        DataType::RunEndEncoded(_, v) => holds_float(v.data_type()),
+        other => other.is_floating(),
+    }
+}
+
 /// Run `plan` over `files` of `stream` and collect its output.
 pub async fn run_on_files(
     exec: &Exec,
@@ -359,4 +414,47 @@ pub async fn run_post(
 pub fn merge_states(g: &GroupedPlan, states: &[RecordBatch]) -> Result<RecordBatch> {
     let all = arrow::compute::concat_batches(&g.state_schema(), states)?;
     GroupedState::evaluate(g, &all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, StringViewArray};
+    use arrow::datatypes::{Field, Fields, Schema};
+
+    #[test]
+    fn a_float_anywhere_in_a_state_counts() {
+        let item = |t: DataType| Arc::new(Field::new("item", t, true));
+        assert!(holds_float(&DataType::Float64));
+        // sum(DISTINCT f): the state is the list of distinct values.
+        assert!(holds_float(&DataType::List(item(DataType::Float64))));
+        assert!(holds_float(&DataType::Struct(Fields::from(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("x", DataType::Float32, true),
+        ]))));
+        assert!(!holds_float(&DataType::List(item(DataType::Int64))));
+        assert!(!holds_float(&DataType::Decimal128(12, 2)));
+    }
+
+    #[test]
+    fn kept_rows_own_their_strings() {
+        let long = "a string longer than twelve bytes";
+        let all = StringViewArray::from_iter_values((0..1000).map(|i| format!("{long} {i}")));
+        // A slice of one row still points at the buffer of all 1000.
+        let one = all.slice(7, 1);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(one)]).unwrap();
+        let before = batch.get_array_memory_size();
+        let owned = owned_views(batch.clone()).unwrap();
+        assert_eq!(owned.column(0).as_ref(), batch.column(0).as_ref());
+        assert!(
+            owned.get_array_memory_size() * 10 < before,
+            "{} of {before} bytes",
+            owned.get_array_memory_size()
+        );
+    }
 }
