@@ -419,7 +419,7 @@ pub fn merge_states(g: &GroupedPlan, states: &[RecordBatch]) -> Result<RecordBat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, StringViewArray};
+    use arrow::array::StringViewArray;
     use arrow::datatypes::{Field, Fields, Schema};
 
     #[test]
