@@ -152,6 +152,28 @@ pub async fn count(strata: &mut Strata, sql: &str) -> i64 {
 }
 
 /// The single integer of a one-row, one-column result.
+/// `batches` with each column cast to `schema`'s type: rows read back from
+/// strata come in its scan types (strings as `Utf8View`), and DataFusion's
+/// default session plans some decimal sums with one precision and runs them
+/// with another.
+pub fn conform(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: Vec<arrow::array::RecordBatch>,
+) -> Vec<arrow::array::RecordBatch> {
+    batches
+        .into_iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()).unwrap())
+                .collect();
+            arrow::array::RecordBatch::try_new(schema.clone(), columns).unwrap()
+        })
+        .collect()
+}
+
 pub fn count_of(batches: &[arrow::array::RecordBatch]) -> i64 {
     use arrow::array::AsArray;
     batches

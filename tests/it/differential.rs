@@ -34,7 +34,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use strata::Strata;
 
-use crate::common::Project;
+use crate::common::{conform, Project};
 
 const HOUR_US: i64 = 3_600_000_000;
 const T0: i64 = 1_793_491_200_000_000;
@@ -347,23 +347,6 @@ impl Case {
             }
         }
     }
-}
-
-/// `batches` cast to `schema`: DataFusion's default session plans some
-/// decimal sums with one precision and runs them with another.
-fn conform(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Vec<RecordBatch> {
-    batches
-        .into_iter()
-        .map(|b| {
-            let columns = b
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| arrow::compute::cast(c, f.data_type()).unwrap())
-                .collect();
-            RecordBatch::try_new(schema.clone(), columns).unwrap()
-        })
-        .collect()
 }
 
 fn canonical(schema: &SchemaRef, batches: &[RecordBatch]) -> String {

@@ -67,21 +67,10 @@ pub fn canonical(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch]) 
 /// The oracle: `sql` run by DataFusion over `events` held in memory.
 pub async fn oracle(sql: &str, events: &[RecordBatch]) -> String {
     let ctx = SessionContext::new();
-    // Rows read back from strata come in its scan types (strings as
-    // Utf8View): the oracle takes them as declared.
+    // Rows read back from strata come in its scan types: the oracle takes
+    // them as declared.
     let schema = orders_schema();
-    let events: Vec<RecordBatch> = events
-        .iter()
-        .map(|b| {
-            let columns = b
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| arrow::compute::cast(c, f.data_type()).unwrap())
-                .collect();
-            RecordBatch::try_new(schema.clone(), columns).unwrap()
-        })
-        .collect();
+    let events = crate::common::conform(&schema, events.to_vec());
     let table = MemTable::try_new(schema, vec![events]).unwrap();
     ctx.register_table("orders", Arc::new(table)).unwrap();
     let df = ctx.sql(sql).await.unwrap();
