@@ -86,12 +86,14 @@ impl Default for WriterLimits {
     }
 }
 
-/// Properties of every log file: Snappy (fast to write and read), row groups
-/// small enough to prune and to scan in parallel.
+/// Properties of every log file: LZ4 (`LZ4_RAW`: as small as Snappy on the
+/// sample, and faster to read for every engine — see BENCHMARKS.md,
+/// "Session 6"), row groups small enough to prune and to scan in parallel.
+/// Files written earlier with Snappy stay as they are; readers take both.
 pub fn log_writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_2_0)
-        .set_compression(Compression::SNAPPY)
+        .set_compression(Compression::LZ4_RAW)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }

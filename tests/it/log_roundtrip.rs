@@ -184,8 +184,16 @@ async fn files_are_partitioned_by_event_time_and_scans_are_pruned() {
         ]
     );
     for f in snap.files() {
-        assert!(p.store_dir().join("log/events").join(&f.path).is_file());
+        let file = p.store_dir().join("log/events").join(&f.path);
         assert!(f.min_event_time_us <= f.max_event_time_us);
+        // Log files are LZ4 (LZ4_RAW), every column.
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+        for rg in reader.metadata().row_groups() {
+            for c in rg.columns() {
+                assert_eq!(c.compression(), parquet::basic::Compression::LZ4_RAW);
+            }
+        }
     }
     // A filter on event time prunes files before any is opened.
     let ctx = strata.session().await.unwrap();
