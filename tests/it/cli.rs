@@ -125,12 +125,7 @@ fn query_formats() {
 #[test]
 fn status_reports_each_stream() {
     let p = Project::orders();
-    let out = p
-        .cmd()
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = p.status_json();
     let s = &v["streams"][0];
     assert_eq!(s["stream"], "orders");
     assert_eq!(s["commits"], 0);
@@ -142,12 +137,7 @@ fn status_reports_each_stream() {
             .assert()
             .success();
     }
-    let out = p
-        .cmd()
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = p.status_json();
     let s = &v["streams"][0];
     assert_eq!(s["commits"], 2);
     assert_eq!(s["head_commit"], 1);

@@ -76,6 +76,16 @@ impl Project {
         c
     }
 
+    /// `strata status --format json` on this project, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self
+            .cmd()
+            .args(["status", "--format", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// The real binary running `args` on this project in the background,
     /// its output discarded (for kill -9 tests).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {

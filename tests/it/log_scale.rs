@@ -444,17 +444,23 @@ async fn compaction_and_vacuum_change_no_answer_on_random_logs() {
     }
 }
 
+/// `commits` commits of 7 orders each, and a batch after commit `batch_at`
+/// (its watermark).
+async fn append_with_batch_at(p: &Project, strata: &mut Strata, commits: i64, batch_at: i64) {
+    for i in 0..commits {
+        let path = p.write("c.ndjson", orders_ndjson(i * 7..i * 7 + 7));
+        crate::common::append_file(strata, "orders", &path).await;
+        if i == batch_at {
+            strata.batch(&[], &|_, _| {}).await.unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vacuum_keeps_the_files_a_speed_layer_inside_the_range_reads() {
     let p = project(&format!("{ORDERS_SQL}\n{VIEWS}"), 0);
     let mut strata = p.strata();
-    for i in 0..10 {
-        let path = p.write("c.ndjson", orders_ndjson(i * 7..i * 7 + 7));
-        crate::common::append_file(&mut strata, "orders", &path).await;
-        if i == 4 {
-            strata.batch(&[], &|_, _| {}).await.unwrap(); // watermark 4
-        }
-    }
+    append_with_batch_at(&p, &mut strata, 10, 4).await;
     let before = answers(&mut strata).await;
     let files = strata.snapshot("orders").await.unwrap().files().count() as u64;
     let done = strata.compact(&[], &|_| {}).await.unwrap();
@@ -658,12 +664,7 @@ async fn appends_compact_the_log_past_auto_compact_files() {
     p.cmd().arg("check").assert().success();
     // Status: files, their average size, the log checkpoint and the
     // commits a reader reads after it.
-    let out = p
-        .cmd()
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = p.status_json();
     let orders = &doc["streams"][0];
     assert_eq!(orders["files"], snap.files().count() as u64, "{orders}");
     assert_eq!(
@@ -683,13 +684,7 @@ async fn appends_compact_the_log_past_auto_compact_files() {
 async fn vacuum_keeps_what_views_no_longer_defined_still_read() {
     let p = project(&format!("{ORDERS_SQL}\n{VIEWS}"), 0);
     let mut strata = p.strata();
-    for i in 0..6 {
-        let path = p.write("c.ndjson", orders_ndjson(i * 7..i * 7 + 7));
-        crate::common::append_file(&mut strata, "orders", &path).await;
-        if i == 2 {
-            strata.batch(&[], &|_, _| {}).await.unwrap(); // watermark 2
-        }
-    }
+    append_with_batch_at(&p, &mut strata, 6, 2).await;
     strata.compact(&[], &|_| {}).await.unwrap();
     // The views' definitions are gone (or broken) for now: their versions
     // still sit inside the compacted range, and will be served again.
