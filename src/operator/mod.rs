@@ -32,14 +32,17 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     collect, collect_partitioned, ExecutionPlan, ExecutionPlanProperties, Partitioning,
 };
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use crate::catalog::{CompiledView, GroupedPlan, PlanKind, Serving};
 use crate::error::Result;
@@ -189,12 +192,10 @@ fn rebind(
         .iter()
         .map(|f| PartitionedFile::new(file_path(stream, f).to_string(), f.bytes))
         .collect();
-    let groups = partitions.clamp(1, files.len().max(1));
-    let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups];
-    for (i, f) in files.into_iter().enumerate() {
-        file_groups[i % groups].push(f);
-    }
-    let file_groups: Vec<FileGroup> = file_groups.into_iter().map(FileGroup::new).collect();
+    let file_groups: Vec<FileGroup> = contiguous_groups(files, partitions)
+        .into_iter()
+        .map(FileGroup::new)
+        .collect();
     Ok(plan
         .clone()
         .transform_up(|node| {
@@ -236,6 +237,51 @@ fn rebind(
             ))
         })?
         .data)
+}
+
+/// `files` cut into at most `partitions` runs of consecutive files, of
+/// about equal bytes, in order; every run holds at least one file.
+///
+/// Runs of consecutive files, as DataFusion's own file-group partitioner
+/// makes them, not files dealt round-robin: the log's files are in commit
+/// and partition (event-time) order, so a run covers one span of time, and
+/// keys that follow time (an order id, a day) land in one partition's
+/// aggregate instead of in every partition's. Reading the partitions one
+/// after another reads the files in log order.
+fn contiguous_groups<T: HasBytes>(files: Vec<T>, partitions: usize) -> Vec<Vec<T>> {
+    let groups = partitions.clamp(1, files.len().max(1));
+    let total: u64 = files.iter().map(|f| f.bytes().max(1)).sum();
+    let mut out: Vec<Vec<T>> = Vec::with_capacity(groups);
+    let mut current = Vec::new();
+    let mut seen = 0u64;
+    let count = files.len();
+    for (i, f) in files.into_iter().enumerate() {
+        seen += f.bytes().max(1);
+        current.push(f);
+        let left_files = count - i - 1;
+        let left_groups = groups - out.len() - 1;
+        // Cut when this run has its share of the bytes, or when the files
+        // left are just enough to give every remaining run one.
+        let share = total * (out.len() as u64 + 1) / groups as u64;
+        if left_groups > 0 && (seen >= share || left_files == left_groups) {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// A file with a size, for [`contiguous_groups`].
+trait HasBytes {
+    fn bytes(&self) -> u64;
+}
+
+impl HasBytes for PartitionedFile {
+    fn bytes(&self) -> u64 {
+        self.object_meta.size
+    }
 }
 
 /// What a batch version of `view` stores over all of `files` (a batch
@@ -319,12 +365,44 @@ pub async fn sorted_version(
     };
     let sorted = Arc::new(SortExec::new(order.clone(), plan).with_preserve_partitioning(true));
     let merged: Arc<dyn ExecutionPlan> = Arc::new(SortPreservingMergeExec::new(order, sorted));
-    tracing::trace!(
-        "batch plan of {}:\n{}",
-        view.view.name,
-        datafusion::physical_plan::displayable(merged.as_ref()).indent(true)
-    );
-    Ok(Some(merged.execute(0, exec.task.clone())?))
+    let stream = merged.execute(0, sort_in_place(&exec.task))?;
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return Ok(Some(stream));
+    }
+    // As EXPLAIN ANALYZE: the plan with each operator's metrics (rows,
+    // compute time), once the last row has been read.
+    let name = view.view.name.clone();
+    let after = futures::stream::once(async move {
+        tracing::trace!(
+            "batch plan of {name}, run:\n{}",
+            DisplayableExecutionPlan::with_metrics(merged.as_ref()).indent(true)
+        );
+        None
+    })
+    .filter_map(|none: Option<datafusion::error::Result<RecordBatch>>| async move { none });
+    Ok(Some(Box::pin(RecordBatchStreamAdapter::new(
+        schema.clone(),
+        stream.chain(after),
+    ))))
+}
+
+/// `task` with each partition's sort done in one piece: its rows
+/// concatenated and sorted at once, instead of every incoming batch sorted
+/// alone and the sorted batches merged (DataFusion's way above 1 MiB). The
+/// version's rows are all in memory either way.
+fn sort_in_place(task: &Arc<TaskContext>) -> Arc<TaskContext> {
+    let mut config = task.session_config().clone();
+    config.options_mut().execution.sort_in_place_threshold_bytes = usize::MAX;
+    Arc::new(TaskContext::new(
+        task.task_id(),
+        task.session_id(),
+        config,
+        task.scalar_functions().clone(),
+        task.higher_order_functions().clone(),
+        task.aggregate_functions().clone(),
+        task.window_functions().clone(),
+        task.runtime_env(),
+    ))
 }
 
 /// `batch` with its string and binary views holding only their own bytes.
@@ -421,6 +499,36 @@ mod tests {
     use super::*;
     use arrow::array::StringViewArray;
     use arrow::datatypes::{Field, Fields, Schema};
+
+    impl HasBytes for u64 {
+        fn bytes(&self) -> u64 {
+            *self
+        }
+    }
+
+    #[test]
+    fn file_groups_are_runs_of_consecutive_files() {
+        let groups = |sizes: &[u64], n| contiguous_groups(sizes.to_vec(), n);
+        // In order, every file once, every run non-empty.
+        for (sizes, n) in [
+            (&[5u64, 5, 5, 5][..], 2),
+            (&[1, 1, 1, 100][..], 2),
+            (&[100, 1, 1, 1][..], 3),
+            (&[0, 0, 0][..], 2),
+            (&[7][..], 4),
+            (&[3, 9, 2, 8, 1, 1, 6][..], 3),
+        ] {
+            let g = groups(sizes, n);
+            assert_eq!(g.len(), n.min(sizes.len()), "{sizes:?} in {n}");
+            assert!(g.iter().all(|r| !r.is_empty()), "{g:?}");
+            assert_eq!(g.concat(), sizes, "{g:?}");
+        }
+        // Runs of about equal bytes.
+        assert_eq!(groups(&[5, 5, 5, 5], 2), [vec![5, 5], vec![5, 5]]);
+        assert_eq!(groups(&[100, 1, 1, 1], 2), [vec![100], vec![1, 1, 1]]);
+        assert_eq!(groups(&[1, 1, 1, 100], 2), [vec![1, 1, 1], vec![100]]);
+        assert!(groups(&[], 2).iter().all(|r| r.is_empty()));
+    }
 
     #[test]
     fn a_float_anywhere_in_a_state_counts() {
