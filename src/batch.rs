@@ -254,8 +254,9 @@ struct Parts {
     files: Vec<PartFile>,
     rows: u64,
     content_hash: String,
-    /// When the last row arrived (the computation's end; parts still
-    /// being encoded and put after it are the write's tail).
+    /// When the last row arrived: the computation's end (for a view the
+    /// operator computes, its stored state's write included); parts still
+    /// being encoded and put after it are the write's tail.
     last_row: Instant,
 }
 
@@ -567,7 +568,7 @@ pub async fn run_batch(
         rows,
         compute_ms = (parts.last_row - started).as_millis() as u64,
         write_tail_ms = parts.last_row.elapsed().as_millis() as u64,
-        "batch computed and written (the write overlaps the computation; its tail is after the last row)"
+        "batch computed and written (parts are written as rows arrive; the tail is after the last row)"
     );
     let mut record = VersionRecord {
         format: VERSION_FORMAT,

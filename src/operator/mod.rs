@@ -262,7 +262,7 @@ fn contiguous_groups<T: HasBytes>(files: Vec<T>, partitions: usize) -> Vec<Vec<T
         let left_groups = groups - out.len() - 1;
         // Cut when this run has its share of the bytes, or when the files
         // left are just enough to give every remaining run one.
-        let share = total * (out.len() as u64 + 1) / groups as u64;
+        let share = (total as u128 * (out.len() as u128 + 1) / groups as u128) as u64;
         if left_groups > 0 && (seen >= share || left_files == left_groups) {
             out.push(std::mem::take(&mut current));
         }
@@ -386,13 +386,19 @@ pub async fn sorted_version(
     ))))
 }
 
-/// `task` with each partition's sort done in one piece: its rows
-/// concatenated and sorted at once, instead of every incoming batch sorted
-/// alone and the sorted batches merged (DataFusion's way above 1 MiB). The
-/// version's rows are all in memory either way.
+/// Up to this many bytes of rows, a partition's sort concatenates them and
+/// sorts them at once. Bounded: the concatenation is a second copy of the
+/// rows while it is sorted, and one `Utf8`/`Binary` column cannot exceed
+/// 2 GiB in one array.
+const SORT_IN_PLACE_BYTES: usize = 256 * 1024 * 1024;
+
+/// `task` with each partition's sort done in one piece up to
+/// [`SORT_IN_PLACE_BYTES`]: its rows concatenated and sorted at once,
+/// instead of every incoming batch sorted alone and the sorted batches
+/// merged (DataFusion's way above 1 MiB).
 fn sort_in_place(task: &Arc<TaskContext>) -> Arc<TaskContext> {
     let mut config = task.session_config().clone();
-    config.options_mut().execution.sort_in_place_threshold_bytes = usize::MAX;
+    config.options_mut().execution.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
     Arc::new(TaskContext::new(
         task.task_id(),
         task.session_id(),
