@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
@@ -305,18 +305,29 @@ impl Workload {
                 .map(Ok),
             )),
             Workload::Tpch { sf } => {
-                let rows = lineitem(catalog, sf, usize::MAX)?;
-                let all = concat_batches(&rows[0].schema(), &rows)?;
-                drop(rows);
-                let shipdate = all.schema().index_of("l_shipdate")?;
-                let order = sort_to_indices(all.column(shipdate), None, None)?;
-                let total = all.num_rows();
-                Ok(Box::new((0..total).step_by(commit_rows.max(1)).map(
-                    move |start| {
-                        let idx = order.slice(start, commit_rows.min(total - start));
-                        Ok(take_record_batch(&all, &idx)?)
-                    },
-                )))
+                // lineitem is generated in order-key order, and ship dates
+                // are random: the history is sorted by ship date one window
+                // of ship dates at a time, each window a pass over the
+                // (deterministic) generator, so that memory holds one
+                // window's rows, not the whole table (SF 10 is 60M rows).
+                let windows = (TPCH_LINEITEM_ROWS_PER_SF * sf / TPCH_WINDOW_ROWS)
+                    .ceil()
+                    .max(1.0) as i64;
+                let span = TPCH_SHIP_END - TPCH_SHIP_START;
+                let catalog = catalog.clone();
+                Ok(Box::new((0..windows).flat_map(move |w| {
+                    let from = TPCH_SHIP_START + span * w / windows;
+                    let to = TPCH_SHIP_START + span * (w + 1) / windows;
+                    let (from, to) = (
+                        (w > 0).then_some(from),
+                        (w + 1 < windows).then_some(to),
+                    );
+                    match shipped_between(&catalog, sf, from, to) {
+                        Ok(all) => Box::new(commits(all, commit_rows))
+                            as Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    }
+                })))
             }
         }
     }
@@ -348,7 +359,7 @@ impl Workload {
                 // Rows of a small scale factor, re-keyed and shipped in a
                 // month after the history (seq 0: spread over later years).
                 let sf = (events as f64 / 5_000_000.0).max(0.001);
-                let rows = lineitem(catalog, sf, events as usize)?;
+                let rows = lineitem(catalog, sf, events as usize, &|b| Ok(b.clone()))?;
                 let mut out = Vec::new();
                 for b in rows {
                     out.push(retime(b, seq)?);
@@ -450,9 +461,60 @@ fn retime(b: RecordBatch, seq: u64) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
+/// lineitem rows per unit of scale factor (6,001,215 at SF 1).
+const TPCH_LINEITEM_ROWS_PER_SF: f64 = 6_001_215.0;
+/// At most about this many lineitem rows in memory while the history is
+/// sorted by ship date (a window of ship dates).
+const TPCH_WINDOW_ROWS: f64 = 8_000_000.0;
+/// Ship dates fall in [1992-01-02, 1998-12-01]: the windows cover
+/// [1992-01-01, 1999-01-01), in µs (the first and last are open-ended).
+const TPCH_SHIP_START: i64 = 694_224_000_000_000;
+const TPCH_SHIP_END: i64 = 915_148_800_000_000;
+
+/// The rows of lineitem at `sf` shipped in [`from`, `to`) (an open end
+/// where `None`), and their order by ship date.
+fn shipped_between(
+    catalog: &Catalog,
+    sf: f64,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<(RecordBatch, UInt32Array)> {
+    let rows = lineitem(catalog, sf, usize::MAX, &|b| {
+        let ship = b.column(b.schema().index_of("l_shipdate")?).clone();
+        let ship = ship.as_primitive::<TimestampMicrosecondType>();
+        let keep: arrow::array::BooleanArray = ship
+            .iter()
+            .map(|t| t.map(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)))
+            .collect();
+        Ok(arrow::compute::filter_record_batch(b, &keep)?)
+    })?;
+    let all = concat_batches(&rows[0].schema(), &rows)?;
+    drop(rows);
+    let order = sort_to_indices(all.column(all.schema().index_of("l_shipdate")?), None, None)?;
+    Ok((all, order))
+}
+
+/// The rows of `all` in `order`, in batches of `commit_rows` (each its own
+/// arrays: a commit's size is its own rows').
+fn commits(
+    (all, order): (RecordBatch, UInt32Array),
+    commit_rows: usize,
+) -> impl Iterator<Item = Result<RecordBatch>> {
+    let total = all.num_rows();
+    (0..total).step_by(commit_rows.max(1)).map(move |start| {
+        let idx = order.slice(start, commit_rows.min(total - start));
+        Ok(take_record_batch(&all, &idx)?)
+    })
+}
+
 /// Up to `limit` rows of TPC-H lineitem at scale factor `sf`, in the
-/// stream's schema.
-fn lineitem(catalog: &Catalog, sf: f64, limit: usize) -> Result<Vec<RecordBatch>> {
+/// stream's schema, each generated batch passed through `keep`.
+fn lineitem(
+    catalog: &Catalog,
+    sf: f64,
+    limit: usize,
+    keep: &dyn Fn(&RecordBatch) -> Result<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
     let stream = catalog.stream("lineitem")?;
     let generator = tpchgen::generators::LineItemGenerator::new(sf, 1, 1);
     let mut out = Vec::new();
@@ -464,7 +526,8 @@ fn lineitem(catalog: &Catalog, sf: f64, limit: usize) -> Result<Vec<RecordBatch>
         let b = b?;
         let b = b.slice(0, b.num_rows().min(limit - rows));
         rows += b.num_rows();
-        out.push(conform(&b, stream, &|_| format!("tpch lineitem SF {sf}"))?);
+        let b = conform(&b, stream, &|_| format!("tpch lineitem SF {sf}"))?;
+        out.push(keep(&b)?);
     }
     if out.is_empty() {
         return Err(StrataError::Usage(format!(
