@@ -105,6 +105,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -274,19 +275,30 @@ def strata_version(strata: Path) -> str:
 
 
 def prepare(args: argparse.Namespace, workload: str, directory: Path) -> None:
-    """Make the project in `directory` (`strata bench --prepare-only`), unless there."""
+    """Make the project in `directory` (`strata bench --prepare-only`), unless there.
+
+    It is prepared under a scratch name and renamed when complete, so an
+    interrupted preparation is never taken for a prepared project (the
+    project's paths are relative to it)."""
     if (directory / "strata.toml").exists():
         log(f"using the prepared project {directory}")
         return
+    scratch = directory.with_name(directory.name + ".preparing")
+    if scratch.exists():
+        log(f"removing an unfinished preparation: {scratch}")
+        shutil.rmtree(scratch)
     size = ["--events", str(args.events)]
     if workload == "tpch":
         size = ["--sf", f"{args.sf:g}"]
     command = [str(args.strata), "bench", "--workload", workload, *size]
-    command += ["--dir", str(directory), "--prepare-only"]
+    command += ["--dir", str(scratch), "--prepare-only"]
     log(f"preparing {directory}: {shlex.join(command)}")
     # Its output goes to stderr, keeping stdout for the table.
     if subprocess.run(command, stdout=sys.stderr).returncode:
         raise Failure(f"preparing {directory} failed: {shlex.join(command)}")
+    if directory.exists():
+        shutil.rmtree(directory)
+    scratch.rename(directory)
 
 
 class Worker:
