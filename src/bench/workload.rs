@@ -318,10 +318,7 @@ impl Workload {
                 Ok(Box::new((0..windows).flat_map(move |w| {
                     let from = TPCH_SHIP_START + span * w / windows;
                     let to = TPCH_SHIP_START + span * (w + 1) / windows;
-                    let (from, to) = (
-                        (w > 0).then_some(from),
-                        (w + 1 < windows).then_some(to),
-                    );
+                    let (from, to) = ((w > 0).then_some(from), (w + 1 < windows).then_some(to));
                     match shipped_between(&catalog, sf, from, to) {
                         Ok(all) => Box::new(commits(all, commit_rows))
                             as Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
