@@ -242,8 +242,9 @@ fn rebind(
 /// `files` cut into at most `partitions` runs of consecutive files, of
 /// about equal bytes, in order; every run holds at least one file.
 ///
-/// Runs of consecutive files, as DataFusion's own file-group partitioner
-/// makes them, not files dealt round-robin: the log's files are in commit
+/// Runs of consecutive files (as DataFusion's `split_files` cuts them, but
+/// balanced by bytes and never splitting a file), not files dealt
+/// round-robin: the log's files are in commit
 /// and partition (event-time) order, so a run covers one span of time, and
 /// keys that follow time (an order id, a day) land in one partition's
 /// aggregate instead of in every partition's. Reading the partitions one
