@@ -477,8 +477,9 @@ fn shipped_between(
     to: Option<i64>,
 ) -> Result<(RecordBatch, UInt32Array)> {
     let rows = lineitem(catalog, sf, usize::MAX, &|b| {
-        let ship = b.column(b.schema().index_of("l_shipdate")?).clone();
-        let ship = ship.as_primitive::<TimestampMicrosecondType>();
+        let ship = b
+            .column(b.schema().index_of("l_shipdate")?)
+            .as_primitive::<TimestampMicrosecondType>();
         let keep: arrow::array::BooleanArray = ship
             .iter()
             .map(|t| t.map(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)))

@@ -192,7 +192,7 @@ fn rebind(
         .iter()
         .map(|f| PartitionedFile::new(file_path(stream, f).to_string(), f.bytes))
         .collect();
-    let file_groups: Vec<FileGroup> = contiguous_groups(files, partitions)
+    let file_groups: Vec<FileGroup> = contiguous_groups(files, |f| f.object_meta.size, partitions)
         .into_iter()
         .map(FileGroup::new)
         .collect();
@@ -249,15 +249,19 @@ fn rebind(
 /// keys that follow time (an order id, a day) land in one partition's
 /// aggregate instead of in every partition's. Reading the partitions one
 /// after another reads the files in log order.
-fn contiguous_groups<T: HasBytes>(files: Vec<T>, partitions: usize) -> Vec<Vec<T>> {
+fn contiguous_groups<T>(
+    files: Vec<T>,
+    bytes: impl Fn(&T) -> u64,
+    partitions: usize,
+) -> Vec<Vec<T>> {
     let groups = partitions.clamp(1, files.len().max(1));
-    let total: u64 = files.iter().map(|f| f.bytes().max(1)).sum();
+    let total: u64 = files.iter().map(|f| bytes(f).max(1)).sum();
     let mut out: Vec<Vec<T>> = Vec::with_capacity(groups);
     let mut current = Vec::new();
     let mut seen = 0u64;
     let count = files.len();
     for (i, f) in files.into_iter().enumerate() {
-        seen += f.bytes().max(1);
+        seen += bytes(&f).max(1);
         current.push(f);
         let left_files = count - i - 1;
         let left_groups = groups - out.len() - 1;
@@ -272,17 +276,6 @@ fn contiguous_groups<T: HasBytes>(files: Vec<T>, partitions: usize) -> Vec<Vec<T
         out.push(current);
     }
     out
-}
-
-/// A file with a size, for [`contiguous_groups`].
-trait HasBytes {
-    fn bytes(&self) -> u64;
-}
-
-impl HasBytes for PartitionedFile {
-    fn bytes(&self) -> u64 {
-        self.object_meta.size
-    }
 }
 
 /// What a batch version of `view` stores over all of `files` (a batch
@@ -507,15 +500,9 @@ mod tests {
     use arrow::array::StringViewArray;
     use arrow::datatypes::{Field, Fields, Schema};
 
-    impl HasBytes for u64 {
-        fn bytes(&self) -> u64 {
-            *self
-        }
-    }
-
     #[test]
     fn file_groups_are_runs_of_consecutive_files() {
-        let groups = |sizes: &[u64], n| contiguous_groups(sizes.to_vec(), n);
+        let groups = |sizes: &[u64], n| contiguous_groups(sizes.to_vec(), |b| *b, n);
         // In order, every file once, every run non-empty.
         for (sizes, n) in [
             (&[5u64, 5, 5, 5][..], 2),
