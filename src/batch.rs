@@ -60,12 +60,6 @@ use crate::operator::{sorted_version, Exec, Operator};
 /// as scans read them — older versions are stale and the next batch
 /// replaces them, while serving reads the log).
 pub const VERSION_FORMAT: u32 = 4;
-/// Rows per Parquet part file of a version.
-const PART_ROWS: usize = 1 << 20;
-/// Rows per write: fixed, so page boundaries do not depend on how
-/// DataFusion happened to batch the sorted output.
-const CHUNK_ROWS: usize = 8192;
-
 /// One part file of a version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartFile {
@@ -214,6 +208,9 @@ pub fn canonical_sort(
     let all = concat_batches(schema, batches)?;
     let mut order: Vec<usize> = key.to_vec();
     order.extend((0..schema.fields().len()).filter(|i| !key.contains(i)));
+    if all.num_rows() == 0 || order.is_empty() {
+        return Ok(all);
+    }
     let options = SortOptions {
         descending: false,
         nulls_first: false,
@@ -225,19 +222,8 @@ pub fn canonical_sort(
             options: Some(options),
         })
         .collect();
-    if all.num_rows() == 0 || columns.is_empty() {
-        return Ok(all);
-    }
     let indices = lexsort_to_indices(&columns, None)?;
     Ok(take_record_batch(&all, &indices)?)
-}
-
-/// Fixed settings for version files: part of what makes them byte-identical.
-fn version_writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(Default::default()))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build()
 }
 
 /// Rows per part file of a batch version: parts are encoded in parallel.
@@ -395,132 +381,22 @@ fn version_part_properties(schema: &SchemaRef, compression: Compression) -> Writ
     props.build()
 }
 
-/// Writes rows as the part files of a Kappa checkpoint's row segments:
-/// fixed-size chunks, fixed writer settings, so the same rows give the
-/// same bytes.
-pub(crate) struct PartWriter {
-    store: Arc<dyn ObjectStore>,
+/// Write `rows` (in their final order) as part files under `prefix`, the
+/// way a version's parts are written ([`write_parts`]): Kappa checkpoints
+/// store their rows with it, so there is one Parquet part writer. Returns
+/// the parts and their rows.
+pub(crate) async fn write_rows(
+    store: &Arc<dyn ObjectStore>,
     schema: SchemaRef,
-    prefix: String,
-    attempt: String,
-    writer: Option<ArrowWriter<Vec<u8>>>,
-    rows_in_part: usize,
-    pending: Vec<RecordBatch>,
-    pending_rows: usize,
-    pub files: Vec<PartFile>,
-    pub rows: u64,
-}
-
-impl PartWriter {
-    /// Parts go to `<prefix>/part-NNNNN-<attempt>.parquet`.
-    pub fn new(store: Arc<dyn ObjectStore>, schema: SchemaRef, prefix: String) -> Self {
-        Self {
-            store,
-            schema,
-            prefix,
-            attempt: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
-            writer: None,
-            rows_in_part: 0,
-            pending: Vec::new(),
-            pending_rows: 0,
-            files: Vec::new(),
-            rows: 0,
-        }
-    }
-
-    /// Add rows (in their final order; the columns are taken under the
-    /// declared schema's names). Returns the rows written out so far by
-    /// this call.
-    pub async fn push(&mut self, batch: &RecordBatch) -> Result<u64> {
-        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
-        self.pending_rows += batch.num_rows();
-        self.pending.push(batch);
-        if self.pending_rows < CHUNK_ROWS {
-            return Ok(0);
-        }
-        let all = concat_batches(&self.schema, &self.pending)?;
-        self.pending.clear();
-        let whole = all.num_rows() / CHUNK_ROWS * CHUNK_ROWS;
-        for start in (0..whole).step_by(CHUNK_ROWS) {
-            self.write(&all.slice(start, CHUNK_ROWS)).await?;
-        }
-        self.pending_rows = all.num_rows() - whole;
-        if self.pending_rows > 0 {
-            self.pending.push(all.slice(whole, self.pending_rows));
-        }
-        self.rows += whole as u64;
-        Ok(whole as u64)
-    }
-
-    /// Write what is pending and close the last part (an empty result is
-    /// still one file, with the schema). Returns the rows written by it.
-    pub async fn finish(&mut self) -> Result<u64> {
-        let rest = self.pending_rows as u64;
-        if self.pending_rows > 0 {
-            let batch = concat_batches(&self.schema, &self.pending)?;
-            self.pending.clear();
-            self.pending_rows = 0;
-            self.write(&batch).await?;
-        }
-        self.rows += rest;
-        self.finish_part().await?;
-        if self.files.is_empty() {
-            self.writer = Some(ArrowWriter::try_new(
-                Vec::new(),
-                self.schema.clone(),
-                Some(version_writer_properties()),
-            )?);
-            self.finish_part().await?;
-        }
-        Ok(rest)
-    }
-
-    async fn write(&mut self, chunk: &RecordBatch) -> Result<()> {
-        let mut offset = 0;
-        while offset < chunk.num_rows() {
-            let take = (PART_ROWS - self.rows_in_part).min(chunk.num_rows() - offset);
-            if self.writer.is_none() {
-                self.writer = Some(ArrowWriter::try_new(
-                    Vec::new(),
-                    self.schema.clone(),
-                    Some(version_writer_properties()),
-                )?);
-            }
-            let w = self.writer.as_mut().expect("opened above");
-            w.write(&chunk.slice(offset, take))?;
-            self.rows_in_part += take;
-            offset += take;
-            if self.rows_in_part == PART_ROWS {
-                self.finish_part().await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn finish_part(&mut self) -> Result<()> {
-        let Some(mut w) = self.writer.take() else {
-            return Ok(());
-        };
-        w.finish()?;
-        let bytes = Bytes::from(std::mem::take(w.inner_mut()));
-        let path = format!(
-            "{}/part-{:05}-{}.parquet",
-            self.prefix,
-            self.files.len(),
-            self.attempt
-        );
-        let len = bytes.len() as u64;
-        self.store
-            .put(&Path::from(path.as_str()), PutPayload::from(bytes))
-            .await?;
-        self.files.push(PartFile {
-            path,
-            rows: self.rows_in_part as u64,
-            bytes: len,
-        });
-        self.rows_in_part = 0;
-        Ok(())
-    }
+    prefix: &str,
+    rows: Vec<RecordBatch>,
+) -> Result<(Vec<PartFile>, u64)> {
+    let stream = RecordBatchStreamAdapter::new(
+        schema.clone(),
+        futures::stream::iter(rows.into_iter().map(Ok)),
+    );
+    let parts = write_parts(store, schema, prefix, Box::pin(stream), &|_| {}).await?;
+    Ok((parts.files, parts.rows))
 }
 
 /// Compute `view` at `snapshot` and publish it as the next version.

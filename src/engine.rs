@@ -544,7 +544,7 @@ impl Strata {
             Some(g) => run_post(&Exec::of(&ctx), g, stored).await?,
             None => stored,
         };
-        kappa::canonical_rows(&ctx, &compiled.view, rows).await
+        kappa::canonical_rows(&compiled.view, rows)
     }
 
     /// Recompute `views` (all materialized views when empty) from the head

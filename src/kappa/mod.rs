@@ -37,13 +37,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::batch::{canonical_order, PartFile, PartWriter};
+use crate::batch::{canonical_sort, write_rows, PartFile};
 use crate::catalog::ViewDef;
 use crate::catalog::{CompiledView, PlanKind};
 use crate::error::{Result, StrataError};
@@ -100,22 +99,20 @@ impl std::fmt::Debug for ViewProcessor {
 }
 
 /// Rows of `view` in the canonical order (the batch layer's).
-pub async fn canonical_rows(
-    ctx: &SessionContext,
-    view: &ViewDef,
-    batches: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>> {
+pub fn canonical_rows(view: &ViewDef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     let batches = batches
         .into_iter()
         .filter(|b| b.num_rows() > 0)
         .map(|b| RecordBatch::try_new(view.schema.clone(), b.columns().to_vec()))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let table = MemTable::try_new(view.schema.clone(), vec![batches])?;
-    Ok(ctx
-        .read_table(Arc::new(table))?
-        .sort(canonical_order(view))?
-        .collect()
-        .await?)
+    if batches.is_empty() {
+        return Ok(batches);
+    }
+    Ok(vec![canonical_sort(
+        &view.schema,
+        &view.key_indices(),
+        &batches,
+    )?])
 }
 
 /// Read the Parquet files `files` (a batch version or Kappa output).
@@ -308,7 +305,7 @@ impl ViewProcessor {
                 rows
             }
         };
-        canonical_rows(ctx, &self.plan.view, rows).await
+        canonical_rows(&self.plan.view, rows)
     }
 
     /// [`Self::checkpoint`], and how long it took.
@@ -375,10 +372,14 @@ impl ViewProcessor {
         retain: usize,
     ) -> Result<CheckpointRecord> {
         let view = self.plan.view.clone();
+        let t0 = Instant::now();
         let grouped = match self.plan.kind {
             PlanKind::Grouped(_) => {
                 let (snapshot, rows) = self.grouped_rows(ctx).await?;
-                Some((snapshot, canonical_rows(ctx, &view, rows).await?))
+                let t1 = Instant::now();
+                let rows = canonical_rows(&view, rows)?;
+                tracing::debug!(view = %view.name, evaluate_ms = (t1 - t0).as_millis() as u64, sort_ms = t1.elapsed().as_millis() as u64, "checkpoint rows");
+                Some((snapshot, rows))
             }
             PlanKind::Rows { .. } => None,
         };
@@ -440,7 +441,9 @@ impl ViewProcessor {
                 }
                 _ => None,
             };
-            let attempt = self.write_attempt(ctx, store, seq, grouped.as_ref()).await;
+            let t2 = Instant::now();
+            let attempt = self.write_attempt(store, seq, grouped.as_ref()).await;
+            tracing::debug!(view = %view.name, write_ms = t2.elapsed().as_millis() as u64, "checkpoint written");
             let published = match &attempt {
                 Ok(a) => publish(store, &a.record).await,
                 Err(_) => Ok(false),
@@ -473,52 +476,47 @@ impl ViewProcessor {
 
     /// Write the files of checkpoint `seq` under a fresh attempt suffix and
     /// the record that would name them (not published).
+    // `&mut self`: the state is `Send` but not `Sync`, and a replay runs
+    // each view on its own task.
     async fn write_attempt(
-        &self,
-        ctx: &SessionContext,
+        &mut self,
         store: &Arc<dyn ObjectStore>,
         seq: u64,
         grouped: Option<&(RecordBatch, Vec<RecordBatch>)>,
     ) -> Result<Attempt> {
         let view = &self.plan.view;
         let prefix = checkpoint_prefix(&view.name, seq);
-        let mut parts = PartWriter::new(store.clone(), view.schema.clone(), prefix.clone());
         let (state_file, output, fresh) = match grouped {
             Some((snapshot, rows)) => {
-                let file = write_state(
-                    store,
-                    format!("{prefix}/state-{}.arrow", new_attempt()),
-                    snapshot,
-                )
-                .await?;
-                for b in rows {
-                    parts.push(b).await?;
-                }
-                parts.finish().await?;
+                // The parts are encoded on blocking threads while the
+                // state is encoded here.
+                let ((parts, _), file) = futures::try_join!(
+                    write_rows(store, view.schema.clone(), &prefix, rows.clone()),
+                    write_state(
+                        store,
+                        format!("{prefix}/state-{}.arrow", new_attempt()),
+                        snapshot,
+                    ),
+                )?;
                 let fresh = std::iter::once(file.path.clone())
-                    .chain(parts.files.iter().map(|f| f.path.clone()))
+                    .chain(parts.iter().map(|f| f.path.clone()))
                     .collect();
-                (Some(file), parts.files, fresh)
+                (Some(file), parts, fresh)
             }
             None => {
                 let mut output = self.segments().to_vec();
                 let mut fresh = Vec::new();
                 if !self.pending.is_empty() {
                     let pending = self.pending.iter().map(|(_, b)| b.clone()).collect();
-                    for b in canonical_rows(ctx, view, pending).await? {
-                        parts.push(&b).await?;
-                    }
-                    parts.finish().await?;
-                    fresh = parts.files.iter().map(|f| f.path.clone()).collect();
-                    output.extend(parts.files);
+                    let rows = canonical_rows(view, pending)?;
+                    let (parts, _) = write_rows(store, view.schema.clone(), &prefix, rows).await?;
+                    fresh = parts.iter().map(|f| f.path.clone()).collect();
+                    output.extend(parts);
                 }
                 (None, output, fresh)
             }
         };
-        let rows = match &state_file {
-            Some(_) => parts.rows,
-            None => output.iter().map(|f| f.rows).sum(),
-        };
+        let rows = output.iter().map(|f| f.rows).sum();
         Ok(Attempt {
             record: CheckpointRecord {
                 format: CHECKPOINT_FORMAT,

@@ -5,13 +5,17 @@
 //! Checkpoints are written as [`ReplayOptions::policy`] asks, when a
 //! follower has caught up, and always when the replay stops.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use datafusion::prelude::SessionContext;
+use object_store::ObjectStore;
 
 use super::checkpoint::CheckpointRecord;
 use super::{CheckpointPolicy, ViewProcessor};
 use crate::engine::Strata;
-use crate::error::Result;
-use crate::log::Step;
+use crate::error::{Result, StrataError};
+use crate::log::{Snapshot, Step};
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -127,35 +131,50 @@ pub async fn run(
             todo.push(steps);
         }
         progress(ReplayEvent::Pending { commits, events });
-        for (i, (p, mut steps)) in procs.iter_mut().zip(todo).enumerate() {
-            let end = end(p);
-            let snapshot = &snapshots[&p.view().stream];
-            'view: loop {
-                for step in &steps {
-                    if opts.stopped() {
-                        break 'replay;
-                    }
-                    p.apply(&ctx, step).await?;
-                    progress(ReplayEvent::Commit {
-                        view: p.view().name.clone(),
-                        commit: step.commit,
-                        events: step.rows(),
-                    });
-                    if p.due(&opts.policy) {
-                        let (record, pause) = p.timed_checkpoint(&ctx, &store, retain).await?;
-                        last[i] = Some((record.seq, record.rows));
-                        progress(ReplayEvent::Checkpoint { record, pause });
-                        // It adopted a rival replay's later checkpoint:
-                        // carry on from where that one stands.
-                        if p.commits != step.commit + 1 {
-                            steps = snapshot.steps_between(p.commits, end).await?;
-                            continue 'view;
-                        }
-                    }
+        // Each view on its own task: views are independent (own state,
+        // own checkpoints), so they replay side by side on the runtime's
+        // threads. Their events come back here, in the order they happen.
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::with_capacity(procs.len());
+        for (p, steps) in procs.drain(..).zip(todo) {
+            let run = ViewRun {
+                end: end(&p),
+                snapshot: snapshots[&p.view().stream].clone(),
+                p,
+                steps,
+                ctx: ctx.clone(),
+                store: store.clone(),
+                opts: opts.clone(),
+                events: events_tx.clone(),
+            };
+            tasks.push(tokio::spawn(run.run()));
+        }
+        drop(events_tx);
+        while let Some(event) = events_rx.recv().await {
+            progress(event);
+        }
+        let mut stopped = false;
+        let mut failed = None;
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(Ok((p, checkpoint, stop))) => {
+                    procs.push(p);
+                    last[i] = checkpoint.or(last[i]);
+                    stopped |= stop;
                 }
-                break;
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(e) => {
+                    failed = failed.or(Some(StrataError::Kappa(format!(
+                        "a view's replay task failed: {e}"
+                    ))))
+                }
             }
-            p.reach(end);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if stopped {
+            break 'replay;
         }
         if !opts.follow {
             break;
@@ -201,4 +220,63 @@ pub async fn run(
         });
     }
     Ok(reports)
+}
+
+/// One view's share of a replay round: its processor and the steps to
+/// apply, with what a task needs of its own.
+struct ViewRun {
+    p: ViewProcessor,
+    steps: Vec<Step>,
+    end: u64,
+    snapshot: Snapshot,
+    ctx: SessionContext,
+    store: Arc<dyn ObjectStore>,
+    opts: ReplayOptions,
+    events: tokio::sync::mpsc::UnboundedSender<ReplayEvent>,
+}
+
+impl ViewRun {
+    /// Apply the steps, checkpointing as the policy asks. Returns the
+    /// processor, the last checkpoint written (seq, rows) and whether the
+    /// replay was stopped.
+    async fn run(self) -> Result<(ViewProcessor, Option<(u64, u64)>, bool)> {
+        let ViewRun {
+            mut p,
+            mut steps,
+            end,
+            snapshot,
+            ctx,
+            store,
+            opts,
+            events,
+        } = self;
+        let mut last = None;
+        'view: loop {
+            for step in &steps {
+                if opts.stopped() {
+                    return Ok((p, last, true));
+                }
+                p.apply(&ctx, step).await?;
+                let _ = events.send(ReplayEvent::Commit {
+                    view: p.view().name.clone(),
+                    commit: step.commit,
+                    events: step.rows(),
+                });
+                if p.due(&opts.policy) {
+                    let (record, pause) = p.timed_checkpoint(&ctx, &store, opts.retain).await?;
+                    last = Some((record.seq, record.rows));
+                    let _ = events.send(ReplayEvent::Checkpoint { record, pause });
+                    // It adopted a rival replay's later checkpoint: carry
+                    // on from where that one stands.
+                    if p.commits != step.commit + 1 {
+                        steps = snapshot.steps_between(p.commits, end).await?;
+                        continue 'view;
+                    }
+                }
+            }
+            break;
+        }
+        p.reach(end);
+        Ok((p, last, false))
+    }
 }
