@@ -30,6 +30,10 @@ pub struct SpeedView {
     /// The next commit number to apply.
     next: u64,
     max_bytes: u64,
+    /// What [`Self::stored`] returned, until the operator changes: queries
+    /// between two commits read the same groups without evaluating the
+    /// state again.
+    stored: Option<Vec<RecordBatch>>,
 }
 
 /// What a view's speed layer holds.
@@ -50,6 +54,7 @@ impl SpeedView {
             batch: Covered::NONE,
             next: 0,
             max_bytes,
+            stored: None,
         }
     }
 
@@ -60,12 +65,14 @@ impl SpeedView {
         let start = batch.count();
         let head = snapshot.count();
         if self.op.is_none() || self.batch != batch || self.next < start || self.next > head {
+            self.stored = None;
             self.op = Some(Operator::new(self.view.clone())?);
             self.batch = batch;
             self.next = start;
         }
         let op = self.op.as_mut().expect("made above");
         for step in snapshot.steps_between(self.next, head).await? {
+            self.stored = None;
             op.apply(exec, &step.files).await?;
             self.next = step.commit + 1;
             let bytes = op.size() as u64;
@@ -87,10 +94,15 @@ impl SpeedView {
 
     /// What the operator holds in the stored layout (groups or rows).
     pub fn stored(&mut self) -> Result<Vec<RecordBatch>> {
-        match &mut self.op {
-            Some(op) => op.stored(),
-            None => Ok(Vec::new()),
+        if let Some(stored) = &self.stored {
+            return Ok(stored.clone());
         }
+        let stored = match &mut self.op {
+            Some(op) => op.stored()?,
+            None => Vec::new(),
+        };
+        self.stored = Some(stored.clone());
+        Ok(stored)
     }
 
     /// The operator's partial state rows (grouped views), for merge serving.

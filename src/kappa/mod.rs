@@ -275,8 +275,7 @@ impl ViewProcessor {
             unreachable!("grouped only")
         };
         let state = self.state.as_mut().expect("grouped views have state");
-        let snapshot = state.snapshot()?;
-        let groups = GroupedState::evaluate(g, &snapshot)?;
+        let (snapshot, groups) = state.snapshot_and_evaluate()?;
         let rows = run_post(&Exec::of(ctx), g, vec![groups]).await?;
         Ok((snapshot, rows))
     }
@@ -317,6 +316,7 @@ impl ViewProcessor {
     ) -> Result<(CheckpointRecord, Duration)> {
         let started = Instant::now();
         let record = self.checkpoint(ctx, store, retain).await?;
+        tracing::debug!(view = %self.plan.view.name, seq = record.seq, pause_ms = started.elapsed().as_millis() as u64, "checkpoint published");
         Ok((record, started.elapsed()))
     }
 

@@ -166,9 +166,8 @@ impl Operator {
     /// final groups (grouped), or the rows (row view).
     pub fn stored(&mut self) -> Result<Vec<RecordBatch>> {
         match (&self.view.kind, &mut self.state) {
-            (PlanKind::Grouped(g), OperatorState::Grouped(state)) => {
-                let snapshot = state.snapshot()?;
-                Ok(vec![GroupedState::evaluate(g, &snapshot)?])
+            (PlanKind::Grouped(_), OperatorState::Grouped(state)) => {
+                Ok(vec![state.snapshot_and_evaluate()?.1])
             }
             (_, OperatorState::Rows(rows)) => Ok(rows.clone()),
             _ => unreachable!("the state is made for the plan's kind"),

@@ -138,6 +138,32 @@ impl GroupedState {
         Ok(batch)
     }
 
+    /// The state as rows ([`Self::snapshot`]) and its final aggregate rows
+    /// (group columns, then each result). The state holds one row per
+    /// group, so each row is evaluated on its own: no second pass through
+    /// a hash table.
+    pub fn snapshot_and_evaluate(&mut self) -> Result<(RecordBatch, RecordBatch)> {
+        let state = self.snapshot()?;
+        let n = state.num_rows();
+        if n == 0 {
+            return Ok((
+                state,
+                RecordBatch::new_empty(self.plan.final_schema.clone()),
+            ));
+        }
+        let own_group: Vec<usize> = (0..n).collect();
+        let mut columns = state.columns()[..self.plan.group_columns].to_vec();
+        for (mut acc, range) in accumulators(&self.plan)?
+            .into_iter()
+            .zip(&self.state_columns)
+        {
+            acc.merge_batch(&state.columns()[range.clone()], &own_group, n)?;
+            columns.push(acc.evaluate(EmitTo::All)?);
+        }
+        let evaluated = RecordBatch::try_new(self.plan.final_schema.clone(), columns)?;
+        Ok((state, evaluated))
+    }
+
     /// The final aggregate rows (group columns, then each result) of
     /// `state` rows, evaluated without touching the live state.
     pub fn evaluate(plan: &GroupedPlan, state: &RecordBatch) -> Result<RecordBatch> {
