@@ -31,13 +31,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::Array;
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
+use arrow::compute::kernels::boolean::not;
+use arrow::compute::{concat_batches, filter_record_batch, prep_null_mask_filter};
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
 use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
+use datafusion::common::cast::as_boolean_array;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::SortExpr;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::col;
 use futures::StreamExt;
@@ -50,7 +54,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{CompiledView, Serving, ViewDef};
+use crate::catalog::{CompiledView, PlanKind, Serving, ViewDef};
 use crate::error::{Result, StrataError};
 use crate::log::{Covered, Created, FileEntry, RecordDir, Snapshot};
 use crate::operator::{sorted_version, Exec, Operator};
@@ -59,7 +63,11 @@ use crate::operator::{sorted_version, Exec, Operator};
 /// 3: `TIMESTAMP` columns are naive UTC; 4: string columns are `Utf8View`,
 /// as scans read them — older versions are stale and the next batch
 /// replaces them, while serving reads the log).
-pub const VERSION_FORMAT: u32 = 4;
+pub const VERSION_FORMAT: u32 = 5;
+/// The oldest publish record format still served: format 5 added
+/// [`VersionRecord::keys`], and a format-4 record (which has none) means
+/// the same.
+const OLDEST_SERVED_FORMAT: u32 = 4;
 /// One part file of a version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartFile {
@@ -81,7 +89,7 @@ pub struct VersionRecord {
     /// Hash of the view definition it was computed with.
     pub sql_hash: String,
     pub rows: u64,
-    /// SHA-256 over the part files' bytes, in order.
+    /// SHA-256 over the part files' bytes, in order: `files`, then `keys`.
     pub content_hash: String,
     pub duration_ms: u64,
     pub files: Vec<PartFile>,
@@ -89,6 +97,13 @@ pub struct VersionRecord {
     /// which serving merges with the speed layer's state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state: Vec<PartFile>,
+    /// Precedence views with HAVING: the key columns alone of the groups
+    /// HAVING drops (`files` holds the groups it keeps, whole). Serving
+    /// needs every batch key — a batch group overrides the speed layer's
+    /// group of the same key even when HAVING drops it — but never the
+    /// aggregates of a dropped group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<PartFile>,
 }
 
 /// The publish records of `view`: `views/<view>/_versions/<N>.json`.
@@ -240,6 +255,8 @@ struct Parts {
     files: Vec<PartFile>,
     rows: u64,
     content_hash: String,
+    /// The hash before it was finished: more parts can follow.
+    hasher: Sha256,
     /// When the last row arrived: the computation's end (for a view the
     /// operator computes, its stored state's write included); parts still
     /// being encoded and put after it are the write's tail.
@@ -256,8 +273,9 @@ struct Parts {
 async fn write_parts(
     store: &Arc<dyn ObjectStore>,
     schema: SchemaRef,
-    prefix: &str,
+    (prefix, name): (&str, &str),
     mut sorted: SendableRecordBatchStream,
+    mut hasher: Sha256,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Parts> {
     let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
@@ -298,7 +316,7 @@ async fn write_parts(
             } else {
                 Compression::SNAPPY
             };
-            let path = format!("{prefix}/part-{:05}-{attempt}.parquet", jobs.len());
+            let path = format!("{prefix}/{name}-{:05}-{attempt}.parquet", jobs.len());
             rows += part.num_rows() as u64;
             jobs.push(tokio::spawn(write_part(
                 store.clone(),
@@ -314,7 +332,6 @@ async fn write_parts(
         pending_rows = rest;
     }
     let last_row = Instant::now();
-    let mut hasher = Sha256::new();
     let mut files = Vec::with_capacity(jobs.len());
     for job in jobs {
         let (file, bytes) = job
@@ -327,7 +344,8 @@ async fn write_parts(
     Ok(Parts {
         files,
         rows,
-        content_hash: hex::encode(hasher.finalize()),
+        content_hash: hex::encode(hasher.clone().finalize()),
+        hasher,
         last_row,
     })
 }
@@ -395,8 +413,46 @@ pub(crate) async fn write_rows(
         schema.clone(),
         futures::stream::iter(rows.into_iter().map(Ok)),
     );
-    let parts = write_parts(store, schema, prefix, Box::pin(stream), &|_| {}).await?;
+    let parts = write_parts(
+        store,
+        schema,
+        (prefix, "part"),
+        Box::pin(stream),
+        Sha256::new(),
+        &|_| {},
+    )
+    .await?;
     Ok((parts.files, parts.rows))
+}
+
+/// `sorted` groups split by HAVING's `predicate`: the stream keeps the
+/// groups it keeps; the key columns (the first `group_columns`) of the
+/// others are pushed to `dropped`, in order. A group whose predicate is
+/// NULL is dropped, as HAVING drops it.
+fn split_having(
+    sorted: SendableRecordBatchStream,
+    predicate: Arc<dyn PhysicalExpr>,
+    group_columns: usize,
+    dropped: Arc<std::sync::Mutex<Vec<RecordBatch>>>,
+) -> SendableRecordBatchStream {
+    let schema = sorted.schema();
+    let keys: Vec<usize> = (0..group_columns).collect();
+    let kept = sorted.map(move |batch| {
+        let batch = batch?;
+        let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let mask = as_boolean_array(&mask)?;
+        let keep = match mask.nulls() {
+            Some(_) => prep_null_mask_filter(mask),
+            None => mask.clone(),
+        };
+        let drop = not(&keep)?;
+        let gone = filter_record_batch(&batch.project(&keys)?, &drop)?;
+        if gone.num_rows() > 0 {
+            dropped.lock().expect("not poisoned").push(gone);
+        }
+        Ok(filter_record_batch(&batch, &keep)?)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, kept))
 }
 
 /// Compute `view` at `snapshot` and publish it as the next version.
@@ -430,15 +486,51 @@ pub async fn run_batch(
         ],
         None => Vec::new(),
     };
+    let prefix = format!("views/{}/v{version}", view.name);
+    // A precedence view with HAVING keeps the groups HAVING drops as keys.
+    let having = match (view.serving, &compiled.kind) {
+        (Serving::Precedence, PlanKind::Grouped(g)) => g.having().map(|p| (p, g.group_columns)),
+        _ => None,
+    };
+    let dropped: Arc<std::sync::Mutex<Vec<RecordBatch>>> = Default::default();
+    let sorted = match &having {
+        Some((predicate, group_columns)) => {
+            split_having(sorted, predicate.clone(), *group_columns, dropped.clone())
+        }
+        None => sorted,
+    };
+    let schema = compiled.stored_schema();
     let parts = write_parts(
         store,
-        compiled.stored_schema(),
-        &format!("views/{}/v{version}", view.name),
+        schema.clone(),
+        (&prefix, "part"),
         sorted,
+        Sha256::new(),
         progress,
     )
     .await?;
-    let rows = parts.rows;
+    let dropped = std::mem::take(&mut *dropped.lock().expect("not poisoned"));
+    let (keys, key_rows, content_hash) = match &having {
+        Some((_, group_columns)) if dropped.iter().any(|b| b.num_rows() > 0) => {
+            let key_schema = Arc::new(schema.project(&(0..*group_columns).collect::<Vec<_>>())?);
+            let stream = RecordBatchStreamAdapter::new(
+                key_schema.clone(),
+                futures::stream::iter(dropped.into_iter().map(Ok)),
+            );
+            let keys = write_parts(
+                store,
+                key_schema,
+                (&prefix, "keys"),
+                Box::pin(stream),
+                parts.hasher.clone(),
+                progress,
+            )
+            .await?;
+            (keys.files, keys.rows, keys.content_hash)
+        }
+        _ => (Vec::new(), 0, parts.content_hash.clone()),
+    };
+    let rows = parts.rows + key_rows;
     tracing::debug!(
         view = %view.name,
         rows,
@@ -454,10 +546,11 @@ pub async fn run_batch(
         watermark: snapshot.head(),
         sql_hash: view.sql_hash(),
         rows,
-        content_hash: parts.content_hash,
+        content_hash,
         duration_ms: started.elapsed().as_millis() as u64,
         files: parts.files,
         state,
+        keys,
     };
     // Publish: put-if-absent; a concurrent batch that took the number
     // makes us take the next one (our files are named by our record).
@@ -495,7 +588,7 @@ pub async fn retire_old_versions(
             continue;
         };
         records.retire(v).await?;
-        for f in record.files.iter().chain(&record.state) {
+        for f in record.files.iter().chain(&record.state).chain(&record.keys) {
             if let Err(e) = store.delete(&Path::from(f.path.as_str())).await {
                 tracing::warn!("could not remove {}: {e}", f.path);
             }
@@ -507,7 +600,8 @@ pub async fn retire_old_versions(
 /// Whether `record` was made by the current definition of `view` (and in
 /// the current layout).
 pub fn is_current(view: &ViewDef, record: &VersionRecord) -> bool {
-    record.format == VERSION_FORMAT && record.sql_hash == view.sql_hash()
+    (OLDEST_SERVED_FORMAT..=VERSION_FORMAT).contains(&record.format)
+        && record.sql_hash == view.sql_hash()
 }
 
 #[cfg(test)]
@@ -544,8 +638,9 @@ mod tests {
                 write_parts(
                     &store,
                     schema.clone(),
-                    &prefix,
+                    (&prefix, "part"),
                     stream_of(&schema, batches),
+                    Sha256::new(),
                     &|_| {},
                 )
                 .await

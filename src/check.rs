@@ -33,6 +33,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
+use crate::batch::PartFile;
 use crate::catalog::StreamDef;
 use crate::cli::human_bytes;
 use crate::error::{Result, StrataError};
@@ -507,13 +508,11 @@ impl Checker {
             }
             self.report.versions += 1;
             let by = format!("version {n} of view {view}");
-            let paths: Vec<Path> = r
-                .files
-                .iter()
-                .map(|f| Path::from(f.path.as_str()))
-                .collect();
+            // The hash covers the parts, then the dropped groups' keys.
+            let parts: Vec<&PartFile> = r.files.iter().chain(&r.keys).collect();
+            let paths: Vec<Path> = parts.iter().map(|f| Path::from(f.path.as_str())).collect();
             let mut whole = true;
-            for (f, path) in r.files.iter().zip(&paths) {
+            for (f, path) in parts.iter().zip(&paths) {
                 whole &= self.present(path, f.bytes, &by);
             }
             // A merge-served view's partial state: sizes only (no checksum

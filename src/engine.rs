@@ -387,6 +387,11 @@ impl Strata {
                     .as_ref()
                     .map(|r| r.state.clone())
                     .unwrap_or_default(),
+                keys: state
+                    .served
+                    .as_ref()
+                    .map(|r| r.keys.clone())
+                    .unwrap_or_default(),
             };
             let name = view.view.name.clone();
             ctx.deregister_table(name.as_str())?;

@@ -72,6 +72,8 @@ pub enum Fresh {
         snapshot: Snapshot,
         batch: Covered,
         state: Vec<PartFile>,
+        /// The batch version's keys of the groups HAVING drops.
+        keys: Vec<PartFile>,
     },
 }
 
@@ -176,6 +178,7 @@ impl ViewTable {
             snapshot,
             batch,
             state: batch_state,
+            keys,
         } = &self.fresh
         else {
             return self.scan_files(state, &self.view.view.schema).await;
@@ -209,6 +212,8 @@ impl ViewTable {
             speed.sync(&exec, snapshot, *batch).await?;
             speed.stored()?
         };
+        // The dropped groups' keys matter only against speed groups.
+        let has_fresh = fresh_rows.iter().any(|b| b.num_rows() > 0);
         // Key filters go below the merge, to both sides (and prune the
         // batch Parquet): they keep or drop whole groups on both alike.
         let predicate = conjunction(self.below_merge(filters))
@@ -223,10 +228,19 @@ impl ViewTable {
         let merged: Arc<dyn ExecutionPlan> = if key.is_empty() {
             UnionExec::try_new(vec![batch, fresh])?
         } else {
-            Arc::new(
-                BatchPrecedenceExec::try_new(batch, fresh, key, stored.fields().len())?
-                    .with_key_names(self.view.view.key.clone()),
-            )
+            let mut exec = BatchPrecedenceExec::try_new(batch, fresh, key, stored.fields().len())?
+                .with_key_names(self.view.view.key.clone());
+            if has_fresh && !keys.is_empty() {
+                let key_schema = Arc::new(stored.project(&self.view.stored_key())?);
+                let files = keys
+                    .iter()
+                    .map(|f| PartitionedFile::new(f.path.clone(), f.bytes))
+                    .collect();
+                exec = exec.with_shadow(
+                    parquet_scan(state, &self.store_url, &key_schema, files, None, None).await?,
+                )?;
+            }
+            Arc::new(exec)
         };
         match &self.view.kind {
             PlanKind::Grouped(g) => g.post_over(merged),
@@ -320,6 +334,9 @@ fn filtered(
 pub struct BatchPrecedenceExec {
     batch: Arc<dyn ExecutionPlan>,
     speed: Arc<dyn ExecutionPlan>,
+    /// Batch keys that are not output (a version's groups HAVING drops):
+    /// its rows are the key columns alone, in `key`'s order.
+    shadow: Option<Arc<dyn ExecutionPlan>>,
     key: Vec<usize>,
     /// How EXPLAIN names the key (default: the stored column names).
     key_names: Vec<String>,
@@ -350,12 +367,32 @@ impl BatchPrecedenceExec {
         Ok(Self {
             batch,
             speed,
+            shadow: None,
             key,
             key_names,
             output_columns,
             schema,
             properties,
         })
+    }
+
+    /// Batch keys that override speed rows without being output: `shadow`
+    /// has the key columns alone.
+    pub fn with_shadow(mut self, shadow: Arc<dyn ExecutionPlan>) -> DFResult<Self> {
+        let batch = self.batch.schema();
+        let types = |s: &SchemaRef, cols: &mut dyn Iterator<Item = usize>| -> Vec<_> {
+            cols.map(|i| s.field(i).data_type().clone()).collect()
+        };
+        let shadow_schema = shadow.schema();
+        if types(&batch, &mut self.key.iter().copied())
+            != types(&shadow_schema, &mut (0..shadow_schema.fields().len()))
+        {
+            return Err(DataFusionError::Internal(
+                "batch keys: the key columns' types differ from the batch side's".into(),
+            ));
+        }
+        self.shadow = Some(shadow);
+        Ok(self)
     }
 
     /// Name the key as the view's output does (when it has one per column).
@@ -371,8 +408,13 @@ impl DisplayAs for BatchPrecedenceExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "BatchPrecedenceExec: key=[{}], inputs=[batch, speed]",
-            self.key_names.join(", ")
+            "BatchPrecedenceExec: key=[{}], inputs=[batch, speed{}]",
+            self.key_names.join(", "),
+            if self.shadow.is_some() {
+                ", batch keys"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -387,15 +429,17 @@ impl ExecutionPlan for BatchPrecedenceExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![Distribution::SinglePartition, Distribution::SinglePartition]
+        vec![Distribution::SinglePartition; self.children().len()]
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![false, false]
+        vec![false; self.children().len()]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.batch, &self.speed]
+        let mut children = vec![&self.batch, &self.speed];
+        children.extend(&self.shadow);
+        children
     }
 
     fn apply_expressions(
@@ -410,12 +454,15 @@ impl ExecutionPlan for BatchPrecedenceExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let shadow = (children.len() == 3).then(|| children.pop().expect("three children"));
         let speed = children.pop().expect("two children");
         let batch = children.pop().expect("two children");
-        Ok(Arc::new(
-            Self::try_new(batch, speed, self.key.clone(), self.output_columns)?
-                .with_key_names(self.key_names.clone()),
-        ))
+        let mut exec = Self::try_new(batch, speed, self.key.clone(), self.output_columns)?
+            .with_key_names(self.key_names.clone());
+        if let Some(shadow) = shadow {
+            exec = exec.with_shadow(shadow)?;
+        }
+        Ok(Arc::new(exec))
     }
 
     #[allow(deprecated)]
@@ -437,6 +484,11 @@ impl ExecutionPlan for BatchPrecedenceExec {
         context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
         let speed = self.speed.execute(partition, context.clone())?;
+        let shadow = self
+            .shadow
+            .as_ref()
+            .map(|s| s.execute(partition, context.clone()))
+            .transpose()?;
         let batch = self.batch.execute(partition, context)?;
         let key = self.key.clone();
         let out_cols: Vec<usize> = (0..self.output_columns).collect();
@@ -463,6 +515,9 @@ impl ExecutionPlan for BatchPrecedenceExec {
                 speed_keys.extend(rows.iter().map(|r| r.as_ref().to_vec()));
                 speed_rows.push(rows);
             }
+            let speed_keys = Arc::new(speed_keys);
+            let speed_set = speed_keys.clone();
+            let speed_keys_empty = speed_keys.is_empty();
             // Keys of the speed side that the batch side also has.
             let seen = Arc::new(Mutex::new(HashSet::<Vec<u8>>::new()));
             let batch_cols = out_cols.clone();
@@ -479,6 +534,27 @@ impl ExecutionPlan for BatchPrecedenceExec {
                 }
                 Ok(b.project(&batch_cols)?)
             });
+            // The batch keys that are not output: they only mark speed
+            // keys as seen (read only when there are speed keys).
+            let shadow_side = {
+                let seen = seen.clone();
+                let converter = converter.clone();
+                let any_speed = !speed_keys_empty;
+                futures::stream::iter(shadow.filter(|_| any_speed))
+                    .flatten()
+                    .try_filter_map(move |b| {
+                        let result = converter.convert_columns(b.columns()).map(|rows| {
+                            let mut seen = seen.lock().expect("not poisoned");
+                            for r in rows.iter() {
+                                if speed_set.contains(r.as_ref()) {
+                                    seen.insert(r.as_ref().to_vec());
+                                }
+                            }
+                            None::<RecordBatch>
+                        });
+                        futures::future::ready(result.map_err(DataFusionError::from))
+                    })
+            };
             // Polled only once the batch side is exhausted, so `seen` is complete.
             let speed_side = futures::stream::once(async move {
                 let seen = seen.lock().expect("not poisoned");
@@ -496,7 +572,7 @@ impl ExecutionPlan for BatchPrecedenceExec {
                 Ok::<_, DataFusionError>(futures::stream::iter(out))
             })
             .try_flatten();
-            Ok::<_, DataFusionError>(batch_side.chain(speed_side))
+            Ok::<_, DataFusionError>(batch_side.chain(shadow_side).chain(speed_side))
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))

@@ -35,6 +35,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
@@ -167,6 +168,27 @@ impl GroupedPlan {
     /// The partial output schema (also the layout of checkpointed state).
     pub fn state_schema(&self) -> SchemaRef {
         self.partial.schema()
+    }
+
+    /// HAVING's predicate over the groups, when it is the filter right
+    /// above the final aggregate: a group it drops reaches nothing above
+    /// it, whatever the other groups are.
+    pub fn having(&self) -> Option<Arc<dyn PhysicalExpr>> {
+        let mut found = None;
+        let _ = self.post.apply(|node| {
+            let above_top = node
+                .children()
+                .iter()
+                .any(|c| std::ptr::addr_eq(Arc::as_ptr(*c), Arc::as_ptr(&self.top)));
+            if above_top {
+                found = node
+                    .downcast_ref::<FilterExec>()
+                    .map(|f| f.predicate().clone());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
     }
 
     /// `post` with the final aggregate replaced by `groups` (a plan with

@@ -41,8 +41,30 @@ fn having_applies_after_precedence_over_whole_groups() {
         "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW busy AS SELECT country, count(*) AS n FROM orders GROUP BY country HAVING count(*) >= 2;"
     ));
     one_batched_then_two(&p);
+    // The version keeps the groups HAVING drops (NZ and US, one order
+    // each) as keys alone, in a file of their own that the record names.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            p.store_dir()
+                .join("views/busy/_versions/00000000000000000001.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["rows"], 2, "{record}");
+    assert_eq!(record["files"][0]["rows"], 0, "{record}");
+    assert_eq!(record["keys"][0]["rows"], 2, "{record}");
+    let keys = record["keys"][0]["path"].as_str().unwrap().to_string();
     // The batch holds the group NZ (1 order) before HAVING; it overrides
     // the speed group NZ (2 orders); HAVING then drops it. Never "NZ,2".
+    assert_eq!(
+        csv(&p, "SELECT * FROM busy ORDER BY country"),
+        "country,n\n"
+    );
+    // `check` counts the keys file in the version's hash, and `--gc`
+    // keeps it.
+    p.cmd().args(["check", "--gc"]).assert().success();
+    assert!(p.store_dir().join(&keys).exists(), "{keys}");
     assert_eq!(
         csv(&p, "SELECT * FROM busy ORDER BY country"),
         "country,n\n"
