@@ -249,14 +249,11 @@ const VERSION_PART_ROWS: usize = 256 * 1024;
 /// depend only on the rows, so the same rows give the same bytes.)
 const COMPRESS_ABOVE_ROWS: usize = 64 * 1024;
 
-/// A version's part files, its rows and the SHA-256 over the parts' bytes
-/// in order.
+/// A version's part files, their rows and their bytes, in order.
 struct Parts {
     files: Vec<PartFile>,
     rows: u64,
-    content_hash: String,
-    /// The hash before it was finished: more parts can follow.
-    hasher: Sha256,
+    encoded: Vec<Bytes>,
     /// When the last row arrived: the computation's end (for a view the
     /// operator computes, its stored state's write included); parts still
     /// being encoded and put after it are the write's tail.
@@ -275,7 +272,7 @@ async fn write_parts(
     schema: SchemaRef,
     (prefix, name): (&str, &str),
     mut sorted: SendableRecordBatchStream,
-    mut hasher: Sha256,
+    empty_part: bool,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Parts> {
     let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
@@ -297,8 +294,8 @@ async fn write_parts(
                 }
             }
             // The last part (an empty result is still one part, with the
-            // schema).
-            None if pending_rows > 0 || jobs.is_empty() => done = true,
+            // schema, if asked for).
+            None if pending_rows > 0 || (jobs.is_empty() && empty_part) => done = true,
             None => break,
         }
         let all = concat_batches(&schema, &pending)?;
@@ -333,21 +330,30 @@ async fn write_parts(
     }
     let last_row = Instant::now();
     let mut files = Vec::with_capacity(jobs.len());
+    let mut encoded = Vec::with_capacity(jobs.len());
     for job in jobs {
         let (file, bytes) = job
             .await
             .map_err(|e| StrataError::Usage(format!("writing a version part: {e}")))??;
-        hasher.update(&bytes);
         progress(file.rows);
         files.push(file);
+        encoded.push(bytes);
     }
     Ok(Parts {
         files,
         rows,
-        content_hash: hex::encode(hasher.clone().finalize()),
-        hasher,
+        encoded,
         last_row,
     })
+}
+
+/// SHA-256 over the bytes of `parts`, in order.
+fn content_hash(parts: &[&Parts]) -> String {
+    let mut hasher = Sha256::new();
+    for bytes in parts.iter().flat_map(|p| &p.encoded) {
+        hasher.update(bytes);
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// Encode one part on a blocking thread and put it at `path`.
@@ -418,7 +424,7 @@ pub(crate) async fn write_rows(
         schema,
         (prefix, "part"),
         Box::pin(stream),
-        Sha256::new(),
+        true,
         &|_| {},
     )
     .await?;
@@ -427,13 +433,14 @@ pub(crate) async fn write_rows(
 
 /// `sorted` groups split by HAVING's `predicate`: the stream keeps the
 /// groups it keeps; the key columns (the first `group_columns`) of the
-/// others are pushed to `dropped`, in order. A group whose predicate is
+/// others are sent to `dropped`, in order (the sender closes with the
+/// stream). A group whose predicate is
 /// NULL is dropped, as HAVING drops it.
 fn split_having(
     sorted: SendableRecordBatchStream,
     predicate: Arc<dyn PhysicalExpr>,
     group_columns: usize,
-    dropped: Arc<std::sync::Mutex<Vec<RecordBatch>>>,
+    dropped: futures::channel::mpsc::UnboundedSender<RecordBatch>,
 ) -> SendableRecordBatchStream {
     let schema = sorted.schema();
     let keys: Vec<usize> = (0..group_columns).collect();
@@ -448,7 +455,9 @@ fn split_having(
         let drop = not(&keep)?;
         let gone = filter_record_batch(&batch.project(&keys)?, &drop)?;
         if gone.num_rows() > 0 {
-            dropped.lock().expect("not poisoned").push(gone);
+            // The receiver lives as long as the write: a send cannot fail
+            // while the groups are still wanted.
+            let _ = dropped.unbounded_send(gone);
         }
         Ok(filter_record_batch(&batch, &keep)?)
     });
@@ -492,44 +501,40 @@ pub async fn run_batch(
         (Serving::Precedence, PlanKind::Grouped(g)) => g.having().map(|p| (p, g.group_columns)),
         _ => None,
     };
-    let dropped: Arc<std::sync::Mutex<Vec<RecordBatch>>> = Default::default();
-    let sorted = match &having {
-        Some((predicate, group_columns)) => {
-            split_having(sorted, predicate.clone(), *group_columns, dropped.clone())
-        }
-        None => sorted,
-    };
     let schema = compiled.stored_schema();
-    let parts = write_parts(
-        store,
-        schema.clone(),
-        (&prefix, "part"),
-        sorted,
-        Sha256::new(),
-        progress,
-    )
-    .await?;
-    let dropped = std::mem::take(&mut *dropped.lock().expect("not poisoned"));
-    let (keys, key_rows, content_hash) = match &having {
-        Some((_, group_columns)) if dropped.iter().any(|b| b.num_rows() > 0) => {
-            let key_schema = Arc::new(schema.project(&(0..*group_columns).collect::<Vec<_>>())?);
-            let stream = RecordBatchStreamAdapter::new(
-                key_schema.clone(),
-                futures::stream::iter(dropped.into_iter().map(Ok)),
-            );
-            let keys = write_parts(
-                store,
-                key_schema,
-                (&prefix, "keys"),
-                Box::pin(stream),
-                parts.hasher.clone(),
-                progress,
-            )
-            .await?;
-            (keys.files, keys.rows, keys.content_hash)
+    let (parts, keys) = match having {
+        None => {
+            let parts = write_parts(store, schema, (&prefix, "part"), sorted, true, progress);
+            (parts.await?, None)
         }
-        _ => (Vec::new(), 0, parts.content_hash.clone()),
+        // The kept groups and the dropped groups' keys are written side by
+        // side, both as the sorted groups arrive.
+        Some((predicate, group_columns)) => {
+            let key_schema = Arc::new(schema.project(&(0..group_columns).collect::<Vec<_>>())?);
+            let (dropped, dropped_rx) = futures::channel::mpsc::unbounded();
+            let kept = split_having(sorted, predicate, group_columns, dropped);
+            let dropped = RecordBatchStreamAdapter::new(key_schema.clone(), dropped_rx.map(Ok));
+            let (parts, keys) = futures::try_join!(
+                write_parts(store, schema, (&prefix, "part"), kept, true, progress),
+                write_parts(
+                    store,
+                    key_schema,
+                    (&prefix, "keys"),
+                    Box::pin(dropped),
+                    false,
+                    progress
+                ),
+            )?;
+            (parts, Some(keys))
+        }
     };
+    let content_hash = content_hash(
+        &[Some(&parts), keys.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+    );
+    let (keys, key_rows) = keys.map_or((Vec::new(), 0), |k| (k.files, k.rows));
     let rows = parts.rows + key_rows;
     tracing::debug!(
         view = %view.name,
@@ -640,7 +645,7 @@ mod tests {
                     schema.clone(),
                     (&prefix, "part"),
                     stream_of(&schema, batches),
-                    Sha256::new(),
+                    true,
                     &|_| {},
                 )
                 .await
@@ -650,7 +655,7 @@ mod tests {
         let n = 2 * VERSION_PART_ROWS + 1234;
         let whole = write(n, &[], "a").await;
         let ragged = write(n, &[1, 8192, 100_000, 262_143, 262_145, 530_000], "b").await;
-        assert_eq!(whole.content_hash, ragged.content_hash);
+        assert_eq!(content_hash(&[&whole]), content_hash(&[&ragged]));
         let shape = |p: &Parts| p.files.iter().map(|f| f.rows).collect::<Vec<_>>();
         let part = VERSION_PART_ROWS as u64;
         assert_eq!(shape(&whole), vec![part, part, 1234]);
