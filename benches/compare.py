@@ -69,7 +69,8 @@ Method, per view:
   - rows: the rows each engine's result has (the same for all three when
     the check passes). A grouped view's strata version stores its groups,
     before HAVING: when that is more than its rows, the table says so
-    (strata writes them all; the others only return the rows).
+    (strata writes the groups HAVING keeps whole and the key columns of
+    the others; the others only return the rows).
 
 Same-rows check (after the timed runs of each view, not timed): DuckDB reads
 the last strata version's files, the last DataFusion result file and its own
@@ -603,8 +604,8 @@ def print_report(report: dict, command: str, m: dict) -> None:
     print("ms: median (min–max) of the timed runs.")
     if stored_note:
         print(
-            "\u00b9 strata's version stores the view's groups, before HAVING, "
-            "and writes them all; the rows are the groups that pass."
+            "\u00b9 strata's version stores the view's groups, before HAVING: "
+            "the groups that pass whole, the key columns of the others."
         )
     summary = report["summary"]
     print(

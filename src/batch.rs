@@ -31,8 +31,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::Array;
 use arrow::array::RecordBatch;
+use arrow::array::{Array, BooleanArray};
 use arrow::compute::kernels::boolean::not;
 use arrow::compute::{concat_batches, filter_record_batch, prep_null_mask_filter};
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
@@ -40,10 +40,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
 use datafusion::common::cast::as_boolean_array;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::SortExpr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::col;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -62,7 +60,8 @@ use crate::operator::{sorted_version, Exec, Operator};
 /// Version of the publish record format (2: grouped views store groups;
 /// 3: `TIMESTAMP` columns are naive UTC; 4: string columns are `Utf8View`,
 /// as scans read them — older versions are stale and the next batch
-/// replaces them, while serving reads the log).
+/// replaces them, while serving reads the log; 5: the groups HAVING drops
+/// may be stored as keys, [`VersionRecord::keys`]).
 pub const VERSION_FORMAT: u32 = 5;
 /// The oldest publish record format still served: format 5 added
 /// [`VersionRecord::keys`], and a format-4 record (which has none) means
@@ -174,14 +173,6 @@ pub fn canonical_columns(view: &ViewDef) -> Vec<String> {
 /// `name` as a quoted SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Canonical order: the key columns, then every column.
-pub fn canonical_order(view: &ViewDef) -> Vec<SortExpr> {
-    canonical_columns(view)
-        .iter()
-        .map(|n| col(quote_ident(n)).sort(true, false))
-        .collect()
 }
 
 /// Compute what a version of `view` at `snapshot` stores (groups or
@@ -433,9 +424,11 @@ pub(crate) async fn write_rows(
 
 /// `sorted` groups split by HAVING's `predicate`: the stream keeps the
 /// groups it keeps; the key columns (the first `group_columns`) of the
-/// others are sent to `dropped`, in order (the sender closes with the
-/// stream). A group whose predicate is
-/// NULL is dropped, as HAVING drops it.
+/// others are sent to `dropped`, in order, and the sender is closed as
+/// soon as the groups end. A group whose predicate is NULL is dropped, as
+/// HAVING drops it; one whose predicate fails (a division by zero) is
+/// kept whole, so HAVING fails when the view is queried, as it would
+/// without the split.
 fn split_having(
     sorted: SendableRecordBatchStream,
     predicate: Arc<dyn PhysicalExpr>,
@@ -444,24 +437,51 @@ fn split_having(
 ) -> SendableRecordBatchStream {
     let schema = sorted.schema();
     let keys: Vec<usize> = (0..group_columns).collect();
-    let kept = sorted.map(move |batch| {
-        let batch = batch?;
-        let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+    let sender = Arc::new(std::sync::Mutex::new(Some(dropped)));
+    let closer = sender.clone();
+    let kept = sorted
+        .map(move |batch| {
+            let batch = batch?;
+            let keep = having_mask(&predicate, &batch)?;
+            let gone = filter_record_batch(&batch.project(&keys)?, &not(&keep)?)?;
+            if gone.num_rows() > 0 {
+                if let Some(sender) = sender.lock().expect("not poisoned").as_ref() {
+                    // The receiver lives as long as the write.
+                    let _ = sender.unbounded_send(gone);
+                }
+            }
+            Ok(filter_record_batch(&batch, &keep)?)
+        })
+        .chain(
+            futures::stream::once(async move {
+                closer.lock().expect("not poisoned").take();
+            })
+            .filter_map(|()| futures::future::ready(None)),
+        );
+    Box::pin(RecordBatchStreamAdapter::new(schema, kept))
+}
+
+/// Which rows of `batch` HAVING keeps (NULL: not kept). If the predicate
+/// fails on the batch, each row is decided on its own, and a row on which
+/// it fails is kept: the decision never depends on how rows are batched.
+fn having_mask(
+    predicate: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+) -> datafusion::error::Result<BooleanArray> {
+    let eval = |b: &RecordBatch| -> datafusion::error::Result<BooleanArray> {
+        let mask = predicate.evaluate(b)?.into_array(b.num_rows())?;
         let mask = as_boolean_array(&mask)?;
-        let keep = match mask.nulls() {
+        Ok(match mask.nulls() {
             Some(_) => prep_null_mask_filter(mask),
             None => mask.clone(),
-        };
-        let drop = not(&keep)?;
-        let gone = filter_record_batch(&batch.project(&keys)?, &drop)?;
-        if gone.num_rows() > 0 {
-            // The receiver lives as long as the write: a send cannot fail
-            // while the groups are still wanted.
-            let _ = dropped.unbounded_send(gone);
-        }
-        Ok(filter_record_batch(&batch, &keep)?)
-    });
-    Box::pin(RecordBatchStreamAdapter::new(schema, kept))
+        })
+    };
+    match eval(batch) {
+        Ok(mask) => Ok(mask),
+        Err(_) => Ok((0..batch.num_rows())
+            .map(|i| Some(eval(&batch.slice(i, 1)).map_or(true, |m| m.value(0))))
+            .collect()),
+    }
 }
 
 /// Compute `view` at `snapshot` and publish it as the next version.

@@ -135,8 +135,11 @@ pub async fn run(
         // own checkpoints), so they replay side by side on the runtime's
         // threads. Their events come back here, in the order they happen.
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut tasks = Vec::with_capacity(procs.len());
-        for (p, steps) in procs.drain(..).zip(todo) {
+        // A `JoinSet` aborts its tasks when dropped: a cancelled replay
+        // (the shell drops this future on Ctrl-C) stops every view.
+        let mut tasks = tokio::task::JoinSet::new();
+        let views = procs.len();
+        for (i, (p, steps)) in procs.drain(..).zip(todo).enumerate() {
             let run = ViewRun {
                 end: end(&p),
                 snapshot: snapshots[&p.view().stream].clone(),
@@ -147,32 +150,47 @@ pub async fn run(
                 opts: opts.clone(),
                 events: events_tx.clone(),
             };
-            tasks.push(tokio::spawn(run.run()));
+            tasks.spawn(async move { (i, run.run().await) });
         }
         drop(events_tx);
-        while let Some(event) = events_rx.recv().await {
-            progress(event);
-        }
+        let mut done: Vec<Option<ViewProcessor>> = (0..views).map(|_| None).collect();
         let mut stopped = false;
         let mut failed = None;
-        for (i, task) in tasks.into_iter().enumerate() {
-            match task.await {
-                Ok(Ok((p, checkpoint, stop))) => {
-                    procs.push(p);
-                    last[i] = checkpoint.or(last[i]);
-                    stopped |= stop;
-                }
-                Ok(Err(e)) => failed = failed.or(Some(e)),
-                Err(e) => {
-                    failed = failed.or(Some(StrataError::Kappa(format!(
-                        "a view's replay task failed: {e}"
-                    ))))
-                }
+        loop {
+            tokio::select! {
+                Some(event) = events_rx.recv() => progress(event),
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok((i, Ok((p, checkpoint, stop))))) => {
+                        done[i] = Some(p);
+                        last[i] = checkpoint.or(last[i]);
+                        stopped |= stop;
+                    }
+                    // The first failure stops the other views.
+                    Some(Ok((_, Err(e)))) => {
+                        failed = failed.or(Some(e));
+                        tasks.abort_all();
+                    }
+                    Some(Err(e)) if e.is_cancelled() => {}
+                    Some(Err(e)) => {
+                        failed = failed.or(Some(StrataError::Kappa(format!(
+                            "a view's replay task failed: {e}"
+                        ))));
+                        tasks.abort_all();
+                    }
+                },
             }
+        }
+        while let Ok(event) = events_rx.try_recv() {
+            progress(event);
         }
         if let Some(e) = failed {
             return Err(e);
         }
+        procs = done
+            .into_iter()
+            .map(|p| p.expect("every view's task returned its processor"))
+            .collect();
         if stopped {
             break 'replay;
         }

@@ -63,7 +63,10 @@ fn having_applies_after_precedence_over_whole_groups() {
     );
     // `check` counts the keys file in the version's hash, and `--gc`
     // keeps it.
-    p.cmd().args(["check", "--gc"]).assert().success();
+    p.cmd()
+        .args(["check", "--gc", "--grace", "0s", "--strict"])
+        .assert()
+        .success();
     assert!(p.store_dir().join(&keys).exists(), "{keys}");
     assert_eq!(
         csv(&p, "SELECT * FROM busy ORDER BY country"),
@@ -74,6 +77,21 @@ fn having_applies_after_precedence_over_whole_groups() {
         csv(&p, "SELECT * FROM busy ORDER BY country"),
         "country,n\nNZ,3\n"
     );
+}
+
+#[test]
+fn a_having_that_fails_on_a_group_fails_the_query_not_the_batch() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW odd AS SELECT country, count(*) AS n FROM orders GROUP BY country HAVING 10 / (count(*) - 1) > 0;"
+    ));
+    one_batched_then_two(&p);
+    p.cmd().arg("batch").assert().success();
+    // NZ has 3 orders, US 1: 10 / 0 fails on US when the view is queried.
+    p.cmd()
+        .args(["query", "SELECT * FROM odd"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("Divide by zero"));
 }
 
 #[test]
