@@ -14,8 +14,13 @@
 //! The speed layer of a view is brought up to date only when a query
 //! scans that view, so one view's trouble (say, a full speed layer) is its
 //! own: queries of other views and of streams keep answering. Filters are
-//! applied above the merge (never below it: dropping a batch group first
-//! would let a speed group with the same key through).
+//! applied above the merge; only filters on the key columns also go below
+//! it, to both sides alike (any other filter could drop a batch group
+//! first and let a speed group with the same key through).
+//!
+//! A HAVING view's version may hold the keys alone of the groups HAVING
+//! drops (`VersionRecord::keys`): they are a third input of the merge,
+//! which override speed groups and are never output.
 
 use std::collections::HashSet;
 use std::fmt;
