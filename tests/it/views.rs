@@ -72,11 +72,51 @@ fn having_applies_after_precedence_over_whole_groups() {
         csv(&p, "SELECT * FROM busy ORDER BY country"),
         "country,n\n"
     );
+    // A filter on the key goes below the merge: the dropped key still
+    // overrides the speed group.
+    assert_eq!(
+        csv(&p, "SELECT * FROM busy WHERE country = 'NZ'"),
+        "country,n\n"
+    );
     p.cmd().arg("batch").assert().success();
     assert_eq!(
         csv(&p, "SELECT * FROM busy ORDER BY country"),
         "country,n\nNZ,3\n"
     );
+    // Retiring the first version removes its keys file too.
+    let config = std::fs::read_to_string(p.config_path()).unwrap();
+    std::fs::write(p.config_path(), format!("retain_versions = 1\n{config}")).unwrap();
+    p.cmd().arg("batch").assert().success();
+    assert!(!p.store_dir().join(&keys).exists(), "{keys}");
+}
+
+#[test]
+fn a_format_4_version_is_still_served() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW per_country AS SELECT country, count(*) AS n FROM orders GROUP BY country;"
+    ));
+    ingest(&p, &order(1, "NZ", "10.00"));
+    p.cmd().arg("batch").assert().success();
+    // Format 5 added the dropped groups' keys; a format-4 record has none
+    // and means the same.
+    let path = p
+        .store_dir()
+        .join("views/per_country/_versions/00000000000000000001.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(record["format"], 5, "{record}");
+    record["format"] = 4.into();
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let status = p.status_json();
+    let view = &status["views"][0];
+    assert_eq!(
+        (&view["batch_state"], &view["batch_version"]),
+        (&"current".into(), &1.into()),
+        "{view}"
+    );
+    record["format"] = 3.into();
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    assert_eq!(p.status_json()["views"][0]["batch_state"], "stale");
 }
 
 #[test]
