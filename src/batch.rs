@@ -398,14 +398,13 @@ fn version_part_properties(schema: &SchemaRef, compression: Compression) -> Writ
 
 /// Write `rows` (in their final order) as part files under `prefix`, the
 /// way a version's parts are written ([`write_parts`]): Kappa checkpoints
-/// store their rows with it, so there is one Parquet part writer. Returns
-/// the parts and their rows.
+/// store their rows with it, so there is one Parquet part writer.
 pub(crate) async fn write_rows(
     store: &Arc<dyn ObjectStore>,
     schema: SchemaRef,
     prefix: &str,
     rows: Vec<RecordBatch>,
-) -> Result<(Vec<PartFile>, u64)> {
+) -> Result<Vec<PartFile>> {
     let stream = RecordBatchStreamAdapter::new(
         schema.clone(),
         futures::stream::iter(rows.into_iter().map(Ok)),
@@ -419,7 +418,7 @@ pub(crate) async fn write_rows(
         &|_| {},
     )
     .await?;
-    Ok((parts.files, parts.rows))
+    Ok(parts.files)
 }
 
 /// `sorted` groups split by HAVING's `predicate`: the stream keeps the

@@ -27,7 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
@@ -243,7 +243,7 @@ impl ViewTable {
                     .collect();
                 exec = exec.with_shadow(
                     parquet_scan(state, &self.store_url, &key_schema, files, None, None).await?,
-                )?;
+                );
             }
             Arc::new(exec)
         };
@@ -383,21 +383,9 @@ impl BatchPrecedenceExec {
 
     /// Batch keys that override speed rows without being output: `shadow`
     /// has the key columns alone.
-    pub fn with_shadow(mut self, shadow: Arc<dyn ExecutionPlan>) -> DFResult<Self> {
-        let batch = self.batch.schema();
-        let types = |s: &SchemaRef, cols: &mut dyn Iterator<Item = usize>| -> Vec<_> {
-            cols.map(|i| s.field(i).data_type().clone()).collect()
-        };
-        let shadow_schema = shadow.schema();
-        if types(&batch, &mut self.key.iter().copied())
-            != types(&shadow_schema, &mut (0..shadow_schema.fields().len()))
-        {
-            return Err(DataFusionError::Internal(
-                "batch keys: the key columns' types differ from the batch side's".into(),
-            ));
-        }
+    pub fn with_shadow(mut self, shadow: Arc<dyn ExecutionPlan>) -> Self {
         self.shadow = Some(shadow);
-        Ok(self)
+        self
     }
 
     /// Name the key as the view's output does (when it has one per column).
@@ -465,7 +453,7 @@ impl ExecutionPlan for BatchPrecedenceExec {
         let mut exec = Self::try_new(batch, speed, self.key.clone(), self.output_columns)?
             .with_key_names(self.key_names.clone());
         if let Some(shadow) = shadow {
-            exec = exec.with_shadow(shadow)?;
+            exec = exec.with_shadow(shadow);
         }
         Ok(Arc::new(exec))
     }
@@ -506,60 +494,48 @@ impl ExecutionPlan for BatchPrecedenceExec {
             // The speed side is small (the log's tail): hold it and its keys.
             let speed: Vec<RecordBatch> = speed.try_collect().await?;
             let converter = Arc::new(RowConverter::new(fields)?);
-            let keys_of = {
-                let converter = converter.clone();
-                move |b: &RecordBatch| {
-                    let cols: Vec<_> = key.iter().map(|k| b.column(*k).clone()).collect();
-                    converter.convert_columns(&cols)
-                }
-            };
             let mut speed_keys: HashSet<Vec<u8>> = HashSet::new();
             let mut speed_rows = Vec::with_capacity(speed.len());
             for b in &speed {
-                let rows = keys_of(b)?;
+                let cols: Vec<_> = key.iter().map(|k| b.column(*k).clone()).collect();
+                let rows = converter.convert_columns(&cols)?;
                 speed_keys.extend(rows.iter().map(|r| r.as_ref().to_vec()));
                 speed_rows.push(rows);
             }
-            let speed_keys = Arc::new(speed_keys);
-            let speed_set = speed_keys.clone();
-            let speed_keys_empty = speed_keys.is_empty();
-            // Keys of the speed side that the batch side also has.
+            let any_speed = !speed_keys.is_empty();
+            let speed_keys = Arc::new(speed_keys); // shared by two closures
+                                                   // Keys of the speed side that the batch side also has, marked
+                                                   // from the key columns `cols` of batch rows.
             let seen = Arc::new(Mutex::new(HashSet::<Vec<u8>>::new()));
-            let batch_cols = out_cols.clone();
-            let batch_seen = seen.clone();
-            let batch_side = batch.map(move |b| {
-                let b = b?;
-                if !speed_keys.is_empty() {
-                    let mut seen = batch_seen.lock().expect("not poisoned");
-                    for r in keys_of(&b)?.iter() {
+            let mark_seen = {
+                let seen = seen.clone();
+                move |cols: Vec<ArrayRef>| -> DFResult<()> {
+                    if !any_speed {
+                        return Ok(());
+                    }
+                    let mut seen = seen.lock().expect("not poisoned");
+                    for r in converter.convert_columns(&cols)?.iter() {
                         if speed_keys.contains(r.as_ref()) {
                             seen.insert(r.as_ref().to_vec());
                         }
                     }
+                    Ok(())
                 }
+            };
+            let batch_cols = out_cols.clone();
+            let batch_mark = mark_seen.clone();
+            let batch_side = batch.map(move |b| {
+                let b = b?;
+                batch_mark(key.iter().map(|k| b.column(*k).clone()).collect())?;
                 Ok(b.project(&batch_cols)?)
             });
             // The batch keys that are not output: they only mark speed
-            // keys as seen (read only when there are speed keys).
-            let shadow_side = {
-                let seen = seen.clone();
-                let converter = converter.clone();
-                let any_speed = !speed_keys_empty;
-                futures::stream::iter(shadow.filter(|_| any_speed))
-                    .flatten()
-                    .try_filter_map(move |b| {
-                        let result = converter.convert_columns(b.columns()).map(|rows| {
-                            let mut seen = seen.lock().expect("not poisoned");
-                            for r in rows.iter() {
-                                if speed_set.contains(r.as_ref()) {
-                                    seen.insert(r.as_ref().to_vec());
-                                }
-                            }
-                            None::<RecordBatch>
-                        });
-                        futures::future::ready(result.map_err(DataFusionError::from))
-                    })
-            };
+            // keys as seen (read only when the speed side has rows).
+            let shadow_side = futures::stream::iter(shadow.filter(|_| any_speed))
+                .flatten()
+                .try_filter_map(move |b| {
+                    futures::future::ready(mark_seen(b.columns().to_vec()).map(|()| None))
+                });
             // Polled only once the batch side is exhausted, so `seen` is complete.
             let speed_side = futures::stream::once(async move {
                 let seen = seen.lock().expect("not poisoned");

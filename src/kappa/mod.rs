@@ -490,7 +490,7 @@ impl ViewProcessor {
             Some((snapshot, rows)) => {
                 // The parts are encoded on blocking threads while the
                 // state is encoded here.
-                let ((parts, _), file) = futures::try_join!(
+                let (parts, file) = futures::try_join!(
                     write_rows(store, view.schema.clone(), &prefix, rows.clone()),
                     write_state(
                         store,
@@ -509,7 +509,7 @@ impl ViewProcessor {
                 if !self.pending.is_empty() {
                     let pending = self.pending.iter().map(|(_, b)| b.clone()).collect();
                     let rows = canonical_rows(view, pending)?;
-                    let (parts, _) = write_rows(store, view.schema.clone(), &prefix, rows).await?;
+                    let parts = write_rows(store, view.schema.clone(), &prefix, rows).await?;
                     fresh = parts.iter().map(|f| f.path.clone()).collect();
                     output.extend(parts);
                 }

@@ -35,6 +35,15 @@ fn one_batched_then_two(p: &Project) {
     ingest(p, &(order(3, "NZ", "5.00") + &order(4, "NZ", "5.00")));
 }
 
+/// The publish record of `view`'s version 1: its path and its JSON.
+fn first_version(p: &Project, view: &str) -> (std::path::PathBuf, serde_json::Value) {
+    let path = p
+        .store_dir()
+        .join(format!("views/{view}/_versions/00000000000000000001.json"));
+    let record = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (path, record)
+}
+
 #[test]
 fn having_applies_after_precedence_over_whole_groups() {
     let p = Project::new(&format!(
@@ -43,14 +52,7 @@ fn having_applies_after_precedence_over_whole_groups() {
     one_batched_then_two(&p);
     // The version keeps the groups HAVING drops (NZ and US, one order
     // each) as keys alone, in a file of their own that the record names.
-    let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            p.store_dir()
-                .join("views/busy/_versions/00000000000000000001.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let (_, record) = first_version(&p, "busy");
     assert_eq!(record["rows"], 2, "{record}");
     assert_eq!(record["files"][0]["rows"], 0, "{record}");
     assert_eq!(record["keys"][0]["rows"], 2, "{record}");
@@ -99,11 +101,7 @@ fn a_format_4_version_is_still_served() {
     p.cmd().arg("batch").assert().success();
     // Format 5 added the dropped groups' keys; a format-4 record has none
     // and means the same.
-    let path = p
-        .store_dir()
-        .join("views/per_country/_versions/00000000000000000001.json");
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let (path, mut record) = first_version(&p, "per_country");
     assert_eq!(record["format"], 5, "{record}");
     record["format"] = 4.into();
     std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
