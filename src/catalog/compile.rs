@@ -229,8 +229,21 @@ impl CompiledView {
 /// session configured here. COUNT(DISTINCT …) stays one aggregate with a
 /// distinct-set state instead of being rewritten into two nested
 /// aggregations (which could not be maintained commit by commit), and
-/// the optimizer's other rewrites are the same for every layer.
+/// the optimizer's other rewrites are the same for every layer. Decimal
+/// arithmetic skips its per-value overflow check where the operands prove
+/// it cannot overflow (`decimal`).
 pub fn view_session() -> SessionContext {
+    let state = reference_session().state();
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rule(Arc::new(super::decimal::UncheckedDecimalRule))
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// DataFusion configured as [`view_session`] is, without strata's own
+/// physical rewrites (`decimal`): the reference that tests compare views
+/// with.
+pub fn reference_session() -> SessionContext {
     // A compiled plan runs many times (per commit, per query): no operator
     // may carry state from one run to the next, and dynamic filters (a
     // TopK's threshold, an aggregate's bound) do.

@@ -22,6 +22,7 @@ use datafusion::sql::sqlparser::tokenizer::Span;
 use crate::error::{Result, StrataError};
 
 pub mod compile;
+pub mod decimal;
 mod views;
 
 pub use compile::{CompiledView, GroupedPlan, PlanKind, Verdict};

@@ -63,6 +63,9 @@ const AGGS: &[&str] = &[
     "bool_or(flag)",
     "count(DISTINCT k2)",
     "sum(CASE WHEN flag THEN amount ELSE 0 END)",
+    // Decimal arithmetic (strata's unchecked decimal kernels).
+    "sum(amount * 3 - amount)",
+    "max(amount * (1 + amount))",
 ];
 
 const WHERES: &[&str] = &[
@@ -267,7 +270,7 @@ impl Case {
         let w = self.where_clause();
         match &self.shape {
             Shape::Rows => (
-                format!("SELECT ts, k1, k2, amount FROM s{w}"),
+                format!("SELECT ts, k1, k2, amount, amount * 3 - amount AS net FROM s{w}"),
                 None,
                 String::new(),
             ),
@@ -363,9 +366,10 @@ async fn run_sql(ctx: &SessionContext, sql: &str) -> (SchemaRef, Vec<RecordBatch
 /// A plain DataFusion session over `events` as table `s`. It is configured
 /// like strata's view session (no single-distinct rewrite): DataFusion's
 /// default session fails on some of these shapes (a HAVING on a decimal sum
-/// next to a COUNT(DISTINCT) compares Decimal128(30,2) with (20,2)).
+/// next to a COUNT(DISTINCT) compares Decimal128(30,2) with (20,2)). It
+/// has none of strata's own physical rewrites (unchecked decimal kernels).
 fn events_ctx(schema: &SchemaRef, events: &[RecordBatch]) -> SessionContext {
-    let ctx = strata::catalog::compile::view_session();
+    let ctx = strata::catalog::compile::reference_session();
     let table = MemTable::try_new(schema.clone(), vec![events.to_vec()]).unwrap();
     ctx.register_table("s", Arc::new(table)).unwrap();
     ctx
@@ -419,7 +423,7 @@ async fn expected(
     let (_, gb) = run_sql(&events_ctx(&schema, &commits[..split]), &groups).await;
     let (gschema, gs) = run_sql(&events_ctx(&schema, &commits[split..]), &groups).await;
     let merged = precedence(keys, &gb, &gs);
-    let ctx = strata::catalog::compile::view_session();
+    let ctx = strata::catalog::compile::reference_session();
     let merged: Vec<RecordBatch> = merged
         .into_iter()
         .map(|b| conform(&gschema, vec![b]).remove(0))
