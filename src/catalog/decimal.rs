@@ -31,9 +31,12 @@ use arrow::datatypes::{DataType, Decimal128Type, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::interval_arithmetic::Interval;
+use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr_common::datum::apply;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
@@ -179,9 +182,12 @@ impl Hash for UncheckedDecimal {
     }
 }
 
+// In parentheses: `BinaryExpr` puts its operands in them only when they
+// are `BinaryExpr`s themselves, and `a * (1 + b)` must not print as
+// `a * 1 + b`.
 impl fmt::Display for UncheckedDecimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.checked)
+        write!(f, "({})", self.checked)
     }
 }
 
@@ -195,15 +201,37 @@ impl PhysicalExpr for UncheckedDecimal {
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+        use arrow::compute::kernels::numeric::{add_wrapping, mul_wrapping, sub_wrapping};
         let children = self.checked.children();
         let l = children[0].evaluate(batch)?;
         let r = children[1].evaluate(batch)?;
-        match self.unchecked(&l, &r) {
-            Some(out) => Ok(ColumnarValue::Array(out)),
-            // The checked operation, its errors included (the operands are
-            // evaluated again: this is the rare case).
-            None => self.checked.evaluate(batch),
+        if let Some(out) = self.unchecked(&l, &r) {
+            return Ok(ColumnarValue::Array(out));
         }
+        // The kernel `BinaryExpr` runs (for decimals, arrow checks every
+        // value whichever of the two it is asked for), errors included.
+        match self.op {
+            Operator::Multiply => apply(&l, &r, mul_wrapping),
+            Operator::Plus => apply(&l, &r, add_wrapping),
+            _ => apply(&l, &r, sub_wrapping),
+        }
+    }
+
+    // Interval and ordering reasoning are the expression's own.
+    fn evaluate_bounds(&self, children: &[&Interval]) -> Result<Interval> {
+        self.checked.evaluate_bounds(children)
+    }
+
+    fn propagate_constraints(
+        &self,
+        interval: &Interval,
+        children: &[&Interval],
+    ) -> Result<Option<Vec<Interval>>> {
+        self.checked.propagate_constraints(interval, children)
+    }
+
+    fn get_properties(&self, children: &[ExprProperties]) -> Result<ExprProperties> {
+        self.checked.get_properties(children)
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
@@ -221,7 +249,9 @@ impl PhysicalExpr for UncheckedDecimal {
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.checked.fmt_sql(f)
+        write!(f, "(")?;
+        self.checked.fmt_sql(f)?;
+        write!(f, ")")
     }
 }
 
@@ -273,6 +303,14 @@ impl PhysicalOptimizerRule for UncheckedDecimalRule {
                 let mut changed = false;
                 let mut aggrs = Vec::with_capacity(a.aggr_expr().len());
                 for f in a.aggr_expr() {
+                    // An ordered aggregate is left alone: rebuilding it
+                    // would drop its reversal (`with_new_expressions`),
+                    // and DISTINCT … ORDER BY needs its ORDER BY to equal
+                    // its argument.
+                    if !f.order_bys().is_empty() || f.is_reversed() {
+                        aggrs.push(f.clone());
+                        continue;
+                    }
                     let mut args = Vec::new();
                     let mut any = false;
                     for e in f.expressions() {
@@ -280,9 +318,8 @@ impl PhysicalOptimizerRule for UncheckedDecimalRule {
                         any |= t.transformed;
                         args.push(t.data);
                     }
-                    let order_by = f.order_bys().iter().map(|s| s.expr.clone()).collect();
                     match any
-                        .then(|| f.with_new_expressions(args, order_by))
+                        .then(|| f.with_new_expressions(args, Vec::new()))
                         .flatten()
                     {
                         Some(g) => {
@@ -465,6 +502,43 @@ mod plan_tests {
             });
         }
         n + plan.children().iter().map(|c| count(c)).sum::<usize>()
+    }
+
+    /// `sql` over a small decimal table, as text, in `ctx`.
+    async fn run(ctx: datafusion::prelude::SessionContext, sql: &str) -> String {
+        ctx.sql(
+            "CREATE TABLE t (k INT, a DECIMAL(10,2), b DECIMAL(12,2)) AS VALUES \
+             (1, 1.5, 2.25), (1, NULL, 3.00), (1, -4.75, 0.5), (2, 99999999.99, 1.01), (2, 0.01, -7)",
+        )
+        .await
+        .unwrap();
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string()
+    }
+
+    /// Ordered aggregates over decimal arithmetic — reversed, DISTINCT
+    /// with ORDER BY — answer as DataFusion does without the rule.
+    #[tokio::test]
+    async fn ordered_aggregates_are_unchanged() {
+        // (DataFusion plans conflicting orders in one aggregate not at all.)
+        for sql in [
+            // The second is planned as the first reversed.
+            "SELECT k, array_agg(a * 2 ORDER BY a) AS up, \
+             array_agg(a * 3 ORDER BY a DESC) AS down, sum(a * (1 + b)) AS total \
+             FROM t GROUP BY k ORDER BY k",
+            "SELECT k, nth_value(a - b, 1 ORDER BY a) AS low, \
+             nth_value(a * b, 1 ORDER BY a DESC) AS high FROM t GROUP BY k ORDER BY k",
+            "SELECT k, string_agg(CAST(a * b AS VARCHAR), ',' ORDER BY a) AS up, \
+             string_agg(CAST(a + b AS VARCHAR), ',' ORDER BY a DESC) AS down \
+             FROM t GROUP BY k ORDER BY k",
+            "SELECT k, array_agg(DISTINCT a * 2 ORDER BY a * 2) AS up FROM t GROUP BY k ORDER BY k",
+        ] {
+            let want = run(crate::catalog::compile::reference_session(), sql).await;
+            let got = run(crate::catalog::compile::view_session(), sql).await;
+            assert_eq!(got, want, "{sql}");
+        }
     }
 
     #[tokio::test]
