@@ -17,8 +17,8 @@
 //! difference but the time.
 //!
 //! [`UncheckedDecimalRule`] puts [`UncheckedDecimal`] in place of such
-//! `BinaryExpr`s in the projections and aggregate arguments of a view's
-//! plan (`view_session`).
+//! `BinaryExpr`s in the projections, filters and aggregate arguments of a
+//! view's plan (`view_session`).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -39,6 +39,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::datum::apply;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -255,8 +256,8 @@ impl PhysicalExpr for UncheckedDecimal {
     }
 }
 
-/// Rewrites the decimal `+`, `-` and `*` of projections and aggregate
-/// arguments into [`UncheckedDecimal`]s.
+/// Rewrites the decimal `+`, `-` and `*` of projections, filters and
+/// aggregate arguments into [`UncheckedDecimal`]s.
 #[derive(Debug, Default)]
 pub struct UncheckedDecimalRule;
 
@@ -296,6 +297,13 @@ impl PhysicalOptimizerRule for UncheckedDecimalRule {
                 if changed {
                     let p = ProjectionExec::try_new(exprs, p.input().clone())?;
                     return Ok(Transformed::yes(Arc::new(p) as Arc<dyn ExecutionPlan>));
+                }
+            }
+            if let Some(f) = node.downcast_ref::<FilterExec>() {
+                let t = rewrite(f.predicate(), &f.input().schema())?;
+                if t.transformed {
+                    let f = FilterExecBuilder::from(f).with_predicate(t.data).build()?;
+                    return Ok(Transformed::yes(Arc::new(f) as Arc<dyn ExecutionPlan>));
                 }
             }
             if let Some(a) = node.downcast_ref::<AggregateExec>() {
@@ -482,7 +490,6 @@ mod tests {
 #[cfg(test)]
 mod plan_tests {
     use super::*;
-    use datafusion::physical_plan::ExecutionPlanProperties;
 
     /// The UncheckedDecimal expressions in `plan`'s projections and
     /// aggregate arguments.
@@ -494,6 +501,9 @@ mod plan_tests {
         }
         if let Some(a) = plan.downcast_ref::<AggregateExec>() {
             exprs.extend(a.aggr_expr().iter().flat_map(|f| f.expressions()));
+        }
+        if let Some(f) = plan.downcast_ref::<FilterExec>() {
+            exprs.push(f.predicate().clone());
         }
         for e in exprs {
             let _ = e.apply(|e| {
@@ -549,16 +559,19 @@ mod plan_tests {
         )
         .await
         .unwrap();
-        let df = ctx
-            .sql("SELECT a * 3 - a AS x, sum(a * (1 + b)) AS s FROM t GROUP BY 1")
-            .await
-            .unwrap();
-        let plan = df.create_physical_plan().await.unwrap();
-        let _ = plan.output_partitioning();
-        println!(
-            "{}",
-            datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
-        );
-        assert!(count(&plan) >= 3, "{}", count(&plan));
+        let unchecked = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let df = ctx.sql(sql).await.unwrap();
+                count(&df.create_physical_plan().await.unwrap())
+            }
+        };
+        // The aggregate argument's `*` and `+`, in the partial and the
+        // final aggregate.
+        let grouped = unchecked("SELECT a, sum(a * (1 + b)) AS s FROM t GROUP BY 1").await;
+        assert_eq!(grouped, 4);
+        // A filter's and a projection's.
+        let filtered = unchecked("SELECT a * 3 - a AS x FROM t WHERE b * 2 > a AND a > 0").await;
+        assert_eq!(filtered, 3);
     }
 }

@@ -73,6 +73,7 @@ const WHERES: &[&str] = &[
     "k2 IS NOT NULL",
     "k1 <> 'b'",
     "flag OR k2 < 3",
+    "amount * 2 - 50 > 100",
 ];
 
 /// HAVING conditions, with the aggregate each needs as a column `hv` of
@@ -80,6 +81,11 @@ const WHERES: &[&str] = &[
 const HAVINGS: &[(&str, &str, &str)] = &[
     ("count(*) >= 2", "count(*)", "hv >= 2"),
     ("sum(amount) > 500", "sum(amount)", "hv > 500"),
+    (
+        "sum(amount) * 2 - 300 > 700",
+        "sum(amount)",
+        "hv * 2 - 300 > 700",
+    ),
 ];
 
 #[derive(Debug, Clone)]
