@@ -8,14 +8,16 @@
 //! when a query reads its view — a view nobody reads costs nothing. A new
 //! batch version moves W: the operator starts again from the new W (the
 //! tail after a batch is short, so a rebuild costs little; see
-//! BENCHMARKS.md). Memory is capped per view by `speed_max_bytes`.
+//! BENCHMARKS.md). Memory is capped per view by `speed_max_bytes`: the
+//! operator's state, and the groups evaluated for queries, which are kept
+//! until the next commit only while both fit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
-use crate::catalog::CompiledView;
+use crate::catalog::{CompiledView, PlanKind};
 use crate::error::{Result, StrataError};
 use crate::log::{Covered, Snapshot};
 use crate::operator::{Exec, Operator};
@@ -32,8 +34,11 @@ pub struct SpeedView {
     max_bytes: u64,
     /// What [`Self::stored`] returned, until the operator changes: queries
     /// between two commits read the same groups without evaluating the
-    /// state again.
+    /// state again. Kept only while state and copy fit `max_bytes`.
     stored: Option<Vec<RecordBatch>>,
+    /// Bytes of `stored` that the operator does not hold itself (a grouped
+    /// view's evaluated groups; a row view's rows are the operator's own).
+    stored_bytes: u64,
 }
 
 /// What a view's speed layer holds.
@@ -55,6 +60,7 @@ impl SpeedView {
             next: 0,
             max_bytes,
             stored: None,
+            stored_bytes: 0,
         }
     }
 
@@ -65,7 +71,7 @@ impl SpeedView {
         let start = batch.count();
         let head = snapshot.count();
         if self.op.is_none() || self.batch != batch || self.next < start || self.next > head {
-            self.stored = None;
+            self.forget_stored();
             self.op = Some(Operator::new(self.view.clone())?);
             self.batch = batch;
             self.next = start;
@@ -73,6 +79,7 @@ impl SpeedView {
         let op = self.op.as_mut().expect("made above");
         for step in snapshot.steps_between(self.next, head).await? {
             self.stored = None;
+            self.stored_bytes = 0;
             op.apply(exec, &step.files).await?;
             self.next = step.commit + 1;
             let bytes = op.size() as u64;
@@ -92,16 +99,32 @@ impl SpeedView {
         Ok(())
     }
 
+    fn forget_stored(&mut self) {
+        self.stored = None;
+        self.stored_bytes = 0;
+    }
+
     /// What the operator holds in the stored layout (groups or rows).
     pub fn stored(&mut self) -> Result<Vec<RecordBatch>> {
         if let Some(stored) = &self.stored {
             return Ok(stored.clone());
         }
-        let stored = match &mut self.op {
-            Some(op) => op.stored()?,
-            None => Vec::new(),
+        let Some(op) = &mut self.op else {
+            return Ok(Vec::new());
         };
-        self.stored = Some(stored.clone());
+        let stored = op.stored()?;
+        let copy = match self.view.kind {
+            PlanKind::Grouped(_) => stored
+                .iter()
+                .map(|b| b.get_array_memory_size() as u64)
+                .sum(),
+            PlanKind::Rows { .. } => 0,
+        };
+        // Kept for the next query only within the cap.
+        if op.size() as u64 + copy <= self.max_bytes {
+            self.stored = Some(stored.clone());
+            self.stored_bytes = copy;
+        }
         Ok(stored)
     }
 
@@ -118,7 +141,7 @@ impl SpeedView {
             Some(op) => SpeedStats {
                 commits: self.next.saturating_sub(self.batch.count()),
                 entries: op.len() as u64,
-                bytes: op.size() as u64,
+                bytes: op.size() as u64 + self.stored_bytes,
             },
             None => SpeedStats::default(),
         }

@@ -374,6 +374,43 @@ async fn the_speed_layer_cap_asks_for_a_batch() {
     assert!(crate::common::count(&mut strata, "SELECT count(*) FROM large_orders").await > 0);
 }
 
+/// What `view`'s speed layer holds, in bytes (it must have no error).
+async fn speed_bytes(strata: &mut Strata, view: &str) -> u64 {
+    let status = strata.view_status().await.unwrap();
+    let s = status.iter().find(|s| s.view == view).unwrap();
+    assert!(s.speed_error.is_none(), "{:?}", s.speed_error);
+    s.speed_bytes
+}
+
+/// The groups a grouped view's speed layer evaluates for one query are
+/// kept for the next only while state and copy fit `speed_max_bytes`
+/// together; the answer is the same either way.
+#[tokio::test]
+async fn the_speed_layer_keeps_its_evaluated_groups_within_the_cap() {
+    let p = lambda_project();
+    let history = events(3000, 11, 0, 24, 1, 0.0);
+    let mut strata = p.strata();
+    append(&mut strata, &history).await;
+    let state = speed_bytes(&mut strata, "revenue_hourly").await;
+    let want = oracle(&query_of(&strata, "revenue_hourly"), &history).await;
+    assert_eq!(served(&mut strata, "revenue_hourly").await, want);
+    let with_copy = speed_bytes(&mut strata, "revenue_hourly").await;
+    assert!(with_copy > state, "{with_copy} > {state}");
+    // A cap between the state alone and state plus copy.
+    let cap = state + (with_copy - state) / 2;
+    std::fs::write(
+        p.config_path(),
+        format!("store = 'file://store'\nspeed_max_bytes = {cap}\n"),
+    )
+    .unwrap();
+    let mut strata = p.strata();
+    for _ in 0..2 {
+        assert_eq!(served(&mut strata, "revenue_hourly").await, want);
+        let held = speed_bytes(&mut strata, "revenue_hourly").await;
+        assert!(held <= cap, "{held} > {cap}");
+    }
+}
+
 #[tokio::test]
 async fn explain_shows_both_inputs_and_key_filters_reach_the_batch_scan() {
     let p = lambda_project();
