@@ -80,7 +80,12 @@ impl SpeedView {
         for step in snapshot.steps_between(self.next, head).await? {
             self.stored = None;
             self.stored_bytes = 0;
-            op.apply(exec, &step.files).await?;
+            if let Err(e) = op.apply(exec, &step.files).await {
+                // The step may have been merged in part: start over next
+                // time rather than apply it twice.
+                self.op = None;
+                return Err(e);
+            }
             self.next = step.commit + 1;
             let bytes = op.size() as u64;
             if bytes > self.max_bytes {
@@ -112,7 +117,10 @@ impl SpeedView {
         let Some(op) = &mut self.op else {
             return Ok(Vec::new());
         };
-        let stored = op.stored()?;
+        let stored = match op.stored() {
+            Ok(stored) => stored,
+            Err(e) => return Err(self.failed(e)),
+        };
         let copy = match self.view.kind {
             PlanKind::Grouped(_) => stored
                 .iter()
@@ -128,10 +136,19 @@ impl SpeedView {
         Ok(stored)
     }
 
+    /// `e`, from reading the operator's state: reading it re-packs the
+    /// state, and a failure part way may leave it incomplete, so the
+    /// operator starts over next time.
+    fn failed(&mut self, e: StrataError) -> StrataError {
+        self.op = None;
+        self.forget_stored();
+        e
+    }
+
     /// The operator's partial state rows (grouped views), for merge serving.
     pub fn state_rows(&mut self) -> Result<Option<RecordBatch>> {
         match &mut self.op {
-            Some(op) => op.state_rows(),
+            Some(op) => op.state_rows().map_err(|e| self.failed(e)),
             None => Ok(None),
         }
     }

@@ -295,7 +295,11 @@ impl PhysicalOptimizerRule for UncheckedDecimalRule {
                     });
                 }
                 if changed {
-                    let p = ProjectionExec::try_new(exprs, p.input().clone())?;
+                    let p = ProjectionExec::try_new_with_schema_metadata(
+                        exprs,
+                        p.input().clone(),
+                        &p.schema(),
+                    )?;
                     return Ok(Transformed::yes(Arc::new(p) as Arc<dyn ExecutionPlan>));
                 }
             }
@@ -567,9 +571,9 @@ mod plan_tests {
             }
         };
         // The aggregate argument's `*` and `+`, in the partial and the
-        // final aggregate.
+        // final aggregate (one aggregate, on a machine of one core).
         let grouped = unchecked("SELECT a, sum(a * (1 + b)) AS s FROM t GROUP BY 1").await;
-        assert_eq!(grouped, 4);
+        assert!(matches!(grouped, 2 | 4), "{grouped}");
         // A filter's and a projection's.
         let filtered = unchecked("SELECT a * 3 - a AS x FROM t WHERE b * 2 > a AND a > 0").await;
         assert_eq!(filtered, 3);
