@@ -264,10 +264,14 @@ impl Strata {
     }
 
     /// A session with the strata store registered (and, on S3, the
-    /// store's bucket as `s3://BUCKET`, for external Parquet).
+    /// store's bucket as `s3://BUCKET`, for external Parquet), with the
+    /// unchecked decimal kernels views have (`catalog::decimal`).
     pub fn new_session(&self) -> Result<SessionContext> {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let ctx = SessionContext::new_with_state(crate::catalog::decimal::with_unchecked_decimals(
+            ctx.state(),
+        ));
         ctx.register_object_store(
             ObjectStoreUrl::parse(STORE_URL)?.as_ref(),
             self.store.clone(),

@@ -233,11 +233,9 @@ impl CompiledView {
 /// arithmetic skips its per-value overflow check where the operands prove
 /// it cannot overflow (`decimal`).
 pub fn view_session() -> SessionContext {
-    let state = reference_session().state();
-    let state = SessionStateBuilder::new_from_existing(state)
-        .with_physical_optimizer_rule(Arc::new(super::decimal::UncheckedDecimalRule))
-        .build();
-    SessionContext::new_with_state(state)
+    SessionContext::new_with_state(super::decimal::with_unchecked_decimals(
+        reference_session().state(),
+    ))
 }
 
 /// DataFusion configured as [`view_session`] is, without strata's own

@@ -17,8 +17,9 @@
 //! difference but the time.
 //!
 //! [`UncheckedDecimalRule`] puts [`UncheckedDecimal`] in place of such
-//! `BinaryExpr`s in the projections, filters and aggregate arguments of a
-//! view's plan (`view_session`).
+//! `BinaryExpr`s in the projections, filters and aggregate arguments of
+//! every plan strata makes: a view's (`view_session`) and a query's
+//! (`Strata::new_session`).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -28,9 +29,10 @@ use arrow::array::{ArrayRef, AsArray, PrimitiveArray, RecordBatch};
 use arrow::compute::kernels::aggregate::{max, min};
 use arrow::compute::{binary, unary};
 use arrow::datatypes::{DataType, Decimal128Type, Schema};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::config::ConfigOptions;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::interval_arithmetic::Interval;
 use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::logical_expr::{ColumnarValue, Operator};
@@ -256,6 +258,13 @@ impl PhysicalExpr for UncheckedDecimal {
     }
 }
 
+/// `state` with [`UncheckedDecimalRule`] after its own physical rules.
+pub fn with_unchecked_decimals(state: SessionState) -> SessionState {
+    SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rule(Arc::new(UncheckedDecimalRule))
+        .build()
+}
+
 /// Rewrites the decimal `+`, `-` and `*` of projections, filters and
 /// aggregate arguments into [`UncheckedDecimal`]s.
 #[derive(Debug, Default)]
@@ -358,6 +367,34 @@ impl PhysicalOptimizerRule for UncheckedDecimalRule {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// How many [`UncheckedDecimal`]s `plan`'s projections, filters and
+/// aggregate arguments hold (what EXPLAIN cannot tell apart from the
+/// checked expressions).
+pub fn unchecked_count(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+    if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
+        exprs.extend(p.expr().iter().map(|e| e.expr.clone()));
+    }
+    if let Some(a) = plan.downcast_ref::<AggregateExec>() {
+        exprs.extend(a.aggr_expr().iter().flat_map(|f| f.expressions()));
+    }
+    if let Some(f) = plan.downcast_ref::<FilterExec>() {
+        exprs.push(f.predicate().clone());
+    }
+    let mut n = 0;
+    for e in exprs {
+        let _ = e.apply(|e| {
+            n += e.downcast_ref::<UncheckedDecimal>().is_some() as usize;
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    n + plan
+        .children()
+        .iter()
+        .map(|c| unchecked_count(c))
+        .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -495,29 +532,6 @@ mod tests {
 mod plan_tests {
     use super::*;
 
-    /// The UncheckedDecimal expressions in `plan`'s projections and
-    /// aggregate arguments.
-    fn count(plan: &Arc<dyn ExecutionPlan>) -> usize {
-        let mut n = 0;
-        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
-        if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
-            exprs.extend(p.expr().iter().map(|e| e.expr.clone()));
-        }
-        if let Some(a) = plan.downcast_ref::<AggregateExec>() {
-            exprs.extend(a.aggr_expr().iter().flat_map(|f| f.expressions()));
-        }
-        if let Some(f) = plan.downcast_ref::<FilterExec>() {
-            exprs.push(f.predicate().clone());
-        }
-        for e in exprs {
-            let _ = e.apply(|e| {
-                n += e.downcast_ref::<UncheckedDecimal>().is_some() as usize;
-                Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-            });
-        }
-        n + plan.children().iter().map(|c| count(c)).sum::<usize>()
-    }
-
     /// `sql` over a small decimal table, as text, in `ctx`.
     async fn run(ctx: datafusion::prelude::SessionContext, sql: &str) -> String {
         ctx.sql(
@@ -567,7 +581,7 @@ mod plan_tests {
             let ctx = ctx.clone();
             async move {
                 let df = ctx.sql(sql).await.unwrap();
-                count(&df.create_physical_plan().await.unwrap())
+                unchecked_count(&df.create_physical_plan().await.unwrap())
             }
         };
         // The aggregate argument's `*` and `+`, in the partial and the

@@ -374,6 +374,33 @@ async fn the_speed_layer_cap_asks_for_a_batch() {
     assert!(crate::common::count(&mut strata, "SELECT count(*) FROM large_orders").await > 0);
 }
 
+/// Queries get the unchecked decimal kernels too, and answer as DataFusion
+/// does without them.
+#[tokio::test]
+async fn queries_run_decimal_arithmetic_unchecked() {
+    let p = lambda_project();
+    let mut strata = p.strata();
+    let history = events(500, 5, 0, 6, 1, 0.0);
+    append(&mut strata, &history).await;
+    let sql = "SELECT country, sum(amount * (1 + amount) - quantity) AS x FROM orders \
+               WHERE amount * 2 > 100 GROUP BY country";
+    let served = {
+        let (schema, batches) = strata.query(sql).await.unwrap();
+        canonical(&schema, &batches)
+    };
+    assert_eq!(served, oracle(sql, &history).await);
+    let ctx = strata.new_session().unwrap();
+    strata.serve(&ctx).await.unwrap();
+    let physical = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    assert!(strata::catalog::decimal::unchecked_count(&physical) >= 3);
+}
+
 /// What `view`'s speed layer holds, in bytes (it must have no error).
 async fn speed_bytes(strata: &mut Strata, view: &str) -> u64 {
     let status = strata.view_status().await.unwrap();
