@@ -76,15 +76,16 @@ impl SpeedView {
             self.batch = batch;
             self.next = start;
         }
+        let steps = snapshot.steps_between(self.next, head).await?;
+        if !steps.is_empty() {
+            self.forget_stored();
+        }
         let op = self.op.as_mut().expect("made above");
-        for step in snapshot.steps_between(self.next, head).await? {
-            self.stored = None;
-            self.stored_bytes = 0;
+        for step in steps {
             if let Err(e) = op.apply(exec, &step.files).await {
                 // The step may have been merged in part: start over next
                 // time rather than apply it twice.
-                self.op = None;
-                return Err(e);
+                return Err(self.failed(e));
             }
             self.next = step.commit + 1;
             let bytes = op.size() as u64;
@@ -136,9 +137,9 @@ impl SpeedView {
         Ok(stored)
     }
 
-    /// `e`, from reading the operator's state: reading it re-packs the
-    /// state, and a failure part way may leave it incomplete, so the
-    /// operator starts over next time.
+    /// `e`, from changing or reading the operator's state (reading it
+    /// re-packs the state): a failure part way may leave the state
+    /// incomplete, so the operator starts over next time.
     fn failed(&mut self, e: StrataError) -> StrataError {
         self.op = None;
         self.forget_stored();

@@ -5,9 +5,8 @@
 //! checked `i128` operation per value, through a closure that returns a
 //! `Result`: it does not vectorize, and on TPC-H Q1
 //! (`l_extendedprice * (1 - l_discount) * (1 + l_tax)`) it is a third of
-//! the query. DuckDB picks
-//! unchecked arithmetic when the operands' widths prove the result fits.
-//! strata does the same per batch, from the values themselves: before an
+//! the query. DuckDB picks unchecked arithmetic when the operands' widths
+//! prove the result fits. strata does the same per batch, from the values themselves: before an
 //! operation it takes the largest magnitude of each operand (arrow's
 //! `min`/`max`, vectorized), and if the largest result those allow fits an
 //! `i128`, no value can overflow, so the wrapping operation — one
@@ -60,7 +59,9 @@ pub struct UncheckedDecimal {
 
 impl UncheckedDecimal {
     /// `expr` as an [`UncheckedDecimal`], if it is a `Decimal128` `+`, `-`
-    /// or `*` of two `Decimal128` operands whose result type is arrow's.
+    /// or `*` of two `Decimal128` operands whose result has arrow's scale
+    /// for the operation (`arrow_arith::numeric`, `decimal_op`): the scale
+    /// the unchecked values are computed at.
     fn try_new(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Option<Self>> {
         let Some(b) = expr.downcast_ref::<BinaryExpr>() else {
             return Ok(None);
@@ -69,24 +70,26 @@ impl UncheckedDecimal {
         if !matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) {
             return Ok(None);
         }
-        let (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) =
-            (b.left().data_type(schema)?, b.right().data_type(schema)?)
+        let (
+            DataType::Decimal128(_, s1),
+            DataType::Decimal128(_, s2),
+            DataType::Decimal128(precision, scale),
+        ) = (
+            b.left().data_type(schema)?,
+            b.right().data_type(schema)?,
+            expr.data_type(schema)?,
+        )
         else {
             return Ok(None);
         };
-        // arrow's result type (arrow_arith::numeric, decimal_op).
-        let result = match op {
-            Operator::Multiply => (p1.saturating_add(p2 + 1).min(38), s1.saturating_add(s2)),
-            _ => {
-                let scale = s1.max(s2);
-                let digits = (p1 as i8 - s1).max(p2 as i8 - s2);
-                let precision = (scale.saturating_add(digits) as u8).saturating_add(1);
-                (precision.min(38), scale)
-            }
+        let arrows = match op {
+            Operator::Multiply => s1.checked_add(s2),
+            _ => Some(s1.max(s2)),
         };
-        if result.1 > 38 || expr.data_type(schema)? != DataType::Decimal128(result.0, result.1) {
+        if arrows != Some(scale) {
             return Ok(None);
         }
+        let result = (precision, scale);
         Ok(Some(Self {
             checked: expr.clone(),
             op,
@@ -270,6 +273,22 @@ pub fn with_unchecked_decimals(state: SessionState) -> SessionState {
 #[derive(Debug, Default)]
 pub struct UncheckedDecimalRule;
 
+/// `exprs` with every decimal `+`, `-` and `*` in them made an
+/// [`UncheckedDecimal`]; `None` if none was.
+fn rewrite_all<'a>(
+    exprs: impl IntoIterator<Item = &'a Arc<dyn PhysicalExpr>>,
+    schema: &Schema,
+) -> Result<Option<Vec<Arc<dyn PhysicalExpr>>>> {
+    let mut changed = false;
+    let mut out = Vec::new();
+    for e in exprs {
+        let t = rewrite(e, schema)?;
+        changed |= t.transformed;
+        out.push(t.data);
+    }
+    Ok(changed.then_some(out))
+}
+
 /// `expr` with every decimal `+`, `-` and `*` in it made an
 /// [`UncheckedDecimal`], and whether any was.
 fn rewrite(
@@ -292,18 +311,15 @@ impl PhysicalOptimizerRule for UncheckedDecimalRule {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             if let Some(p) = node.downcast_ref::<ProjectionExec>() {
-                let schema = p.input().schema();
-                let mut changed = false;
-                let mut exprs = Vec::with_capacity(p.expr().len());
-                for e in p.expr() {
-                    let t = rewrite(&e.expr, &schema)?;
-                    changed |= t.transformed;
-                    exprs.push(ProjectionExpr {
-                        expr: t.data,
-                        alias: e.alias.clone(),
-                    });
-                }
-                if changed {
+                let exprs = p.expr().iter().map(|e| &e.expr);
+                if let Some(exprs) = rewrite_all(exprs, &p.input().schema())? {
+                    let exprs = exprs
+                        .into_iter()
+                        .zip(p.expr())
+                        .map(|(expr, e)| ProjectionExpr {
+                            expr,
+                            alias: e.alias.clone(),
+                        });
                     let p = ProjectionExec::try_new_with_schema_metadata(
                         exprs,
                         p.input().clone(),
@@ -332,17 +348,8 @@ impl PhysicalOptimizerRule for UncheckedDecimalRule {
                         aggrs.push(f.clone());
                         continue;
                     }
-                    let mut args = Vec::new();
-                    let mut any = false;
-                    for e in f.expressions() {
-                        let t = rewrite(&e, &schema)?;
-                        any |= t.transformed;
-                        args.push(t.data);
-                    }
-                    match any
-                        .then(|| f.with_new_expressions(args, Vec::new()))
-                        .flatten()
-                    {
+                    let args = rewrite_all(&f.expressions(), &schema)?;
+                    match args.and_then(|args| f.with_new_expressions(args, Vec::new())) {
                         Some(g) => {
                             changed = true;
                             aggrs.push(Arc::new(g));
