@@ -358,7 +358,7 @@ pub async fn sorted_version(
     };
     let sorted = Arc::new(SortExec::new(order.clone(), plan).with_preserve_partitioning(true));
     let merged: Arc<dyn ExecutionPlan> = Arc::new(SortPreservingMergeExec::new(order, sorted));
-    let stream = merged.execute(0, sort_in_place(&exec.task))?;
+    let stream = merged.execute(0, version_task(&exec.task))?;
     if !tracing::enabled!(tracing::Level::TRACE) {
         return Ok(Some(stream));
     }
@@ -385,13 +385,27 @@ pub async fn sorted_version(
 /// 2 GiB in one array.
 const SORT_IN_PLACE_BYTES: usize = 256 * 1024 * 1024;
 
-/// `task` with each partition's sort done in one piece up to
-/// [`SORT_IN_PLACE_BYTES`]: its rows concatenated and sorted at once,
-/// instead of every incoming batch sorted alone and the sorted batches
-/// merged (DataFusion's way above 1 MiB).
-fn sort_in_place(task: &Arc<TaskContext>) -> Arc<TaskContext> {
+/// A version's partial aggregate stops aggregating (and passes its rows on
+/// to the final aggregate) when its first rows hold more than this many
+/// groups per row (DataFusion's default: 0.8). A partial aggregate pays for
+/// itself only when it shrinks its input a lot: each partition's partial
+/// table holds nearly every group of a high-cardinality key, the final
+/// aggregate's tables a share of them, and the partial pass is a second
+/// pass. Measured on the TPC-H views (BENCHMARKS.md, session 10): the
+/// views whose first rows hold 0.5–0.8 groups per row computed in 0.6–0.8
+/// of the time; no view below 0.1 changed.
+const SKIP_PARTIAL_AGGREGATION_RATIO: f64 = 0.3;
+
+/// `task` as a version computes with: each partition's sort done in one
+/// piece up to [`SORT_IN_PLACE_BYTES`] (its rows concatenated and sorted
+/// at once, instead of every incoming batch sorted alone and the sorted
+/// batches merged, DataFusion's way above 1 MiB), and the partial
+/// aggregate skipped above [`SKIP_PARTIAL_AGGREGATION_RATIO`].
+fn version_task(task: &Arc<TaskContext>) -> Arc<TaskContext> {
     let mut config = task.session_config().clone();
-    config.options_mut().execution.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
+    let options = &mut config.options_mut().execution;
+    options.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
+    options.skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
     Arc::new(TaskContext::new(
         task.task_id(),
         task.session_id(),
