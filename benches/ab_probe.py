@@ -5,7 +5,9 @@ project (`benches/compare.py` or `strata bench --prepare-only`), and for each
 view ROUNDS rounds of `A strata`, `A datafusion`, `B strata`,
 `B datafusion`. Per round it takes strata/DataFusion within each worker, so
 a noisy neighbour slows both sides of a ratio; it prints each view's median
-ratio for A and for B (first round left out as warm-up).
+ratio for A and for B (first round left out as warm-up; ROUNDS, default 9,
+at least 2). Both workers publish versions into the same store, which is
+harmless for the timing; the result files they leave are not a check.
 
     python3 benches/ab_probe.py target/compare/tpch-1 /tmp/strata-old \\
         target/release/strata large_volume_orders single_late_supplier
@@ -13,11 +15,12 @@ ratio for A and for B (first round left out as warm-up).
 For numbers to report, use compare.py (it also checks the rows).
 """
 import json
+import os
 import statistics
 import subprocess
 import sys
 
-ROUNDS = int(__import__("os").environ.get("ROUNDS", "9"))
+ROUNDS = max(2, int(os.environ.get("ROUNDS", "9")))
 
 
 def worker(binary, project):

@@ -45,6 +45,10 @@ pub struct ConfigFile {
     /// Most bytes of events the speed layer holds in memory per stream.
     #[serde(default = "default_speed_max_bytes")]
     pub speed_max_bytes: u64,
+    /// How many partitions a plan spreads a snapshot's files over, and so
+    /// how many threads it runs on (unset: the machine's cores).
+    #[serde(default)]
+    pub partitions: Option<usize>,
     /// Log settings: checkpoints, compaction, small appends.
     #[serde(default)]
     pub log: LogConfig,
@@ -222,6 +226,7 @@ impl Default for ConfigFile {
             mode: Mode::default(),
             retain_versions: default_retain_versions(),
             speed_max_bytes: default_speed_max_bytes(),
+            partitions: None,
             log: LogConfig::default(),
             kappa: KappaConfig::default(),
             s3: S3Config::default(),
@@ -239,6 +244,8 @@ pub struct Config {
     pub mode: Mode,
     pub retain_versions: usize,
     pub speed_max_bytes: u64,
+    /// Partitions per plan; `None`: the machine's cores.
+    pub partitions: Option<usize>,
     pub log: LogConfig,
     pub kappa: KappaConfig,
     pub s3: S3Config,
@@ -296,6 +303,12 @@ impl Config {
             path: path.to_path_buf(),
             message,
         })?;
+        if file.partitions == Some(0) {
+            return Err(StrataError::Config {
+                path: path.to_path_buf(),
+                message: "partitions = 0: a plan needs at least 1 partition (leave it unset for one per core)".into(),
+            });
+        }
         Ok(Self {
             path: path.to_path_buf(),
             store,
@@ -303,6 +316,7 @@ impl Config {
             mode: file.mode,
             retain_versions: file.retain_versions.max(1),
             speed_max_bytes: file.speed_max_bytes,
+            partitions: file.partitions,
             log: file.log,
             kappa: KappaConfig {
                 retain_checkpoints: file.kappa.retain_checkpoints.max(1),
@@ -435,6 +449,9 @@ retain_versions = 3
 # speed_max_bytes: most bytes of events held in memory per stream by the
 # speed layer; past it, queries ask you to run `strata batch`.
 speed_max_bytes = 1073741824
+# partitions: how many partitions (threads) a plan spreads a snapshot's
+# files over. Unset: one per core.
+# partitions = 4
 
 # Kappa mode: `strata replay` maintains every materialized view by replaying
 # the log; it checkpoints state every N commits or T seconds.
@@ -502,5 +519,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("gs://"), "{err}");
+    }
+
+    #[test]
+    fn partitions_default_to_the_cores_and_zero_is_refused() {
+        let load = |toml: &str| {
+            Config::resolve(Path::new("/p/strata.toml"), toml::from_str(toml).unwrap())
+        };
+        assert_eq!(load("").unwrap().partitions, None);
+        assert_eq!(load("partitions = 3").unwrap().partitions, Some(3));
+        let err = load("partitions = 0").unwrap_err().to_string();
+        assert!(
+            err.contains("/p/strata.toml") && err.contains("partitions = 0"),
+            "{err}"
+        );
     }
 }

@@ -267,8 +267,11 @@ impl Strata {
     /// store's bucket as `s3://BUCKET`, for external Parquet), with the
     /// unchecked decimal kernels views have (`catalog::decimal`).
     pub fn new_session(&self) -> Result<SessionContext> {
-        let ctx =
-            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let mut config = SessionConfig::new().with_information_schema(true);
+        if let Some(n) = self.config.partitions {
+            config = config.with_target_partitions(n);
+        }
+        let ctx = SessionContext::new_with_config(config);
         let ctx = SessionContext::new_with_state(crate::catalog::decimal::with_unchecked_decimals(
             ctx.state(),
         ));

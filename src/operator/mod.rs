@@ -385,15 +385,17 @@ pub async fn sorted_version(
 /// 2 GiB in one array.
 const SORT_IN_PLACE_BYTES: usize = 256 * 1024 * 1024;
 
-/// A version's partial aggregate stops aggregating (and passes its rows on
-/// to the final aggregate) when its first rows hold more than this many
-/// groups per row (DataFusion's default: 0.8). A partial aggregate pays for
-/// itself only when it shrinks its input a lot: each partition's partial
-/// table holds nearly every group of a high-cardinality key, the final
-/// aggregate's tables a share of them, and the partial pass is a second
-/// pass. Measured on the TPC-H views (BENCHMARKS.md, session 10): the
-/// views whose first rows hold 0.5–0.8 groups per row computed in 0.6–0.8
-/// of the time; no view below 0.1 changed.
+/// A version's partial aggregate stops aggregating, and passes the rest of
+/// its rows on to the final aggregate as one-row states, once it has seen
+/// 100k rows and holds more than this many groups per row seen
+/// (DataFusion's default: 0.8). A partial aggregate pays for itself only
+/// when it shrinks its input a lot: for a key of many groups each
+/// partition's partial table holds nearly every group while each final
+/// table holds a share, and the partial pass is a second, slower pass over
+/// the rows. Measured (BENCHMARKS.md, session 10): the TPC-H views keyed
+/// by order, at 0.5–0.6 groups per row, computed in about 0.77 of the time;
+/// the views at 0.1 or fewer do not skip. Between 0.1 and 0.5 no view
+/// was measured.
 const SKIP_PARTIAL_AGGREGATION_RATIO: f64 = 0.3;
 
 /// `task` as a version computes with: each partition's sort done in one

@@ -628,3 +628,19 @@ async fn a_batch_published_under_an_open_session_moves_its_watermark() {
         .iter()
         .all(|s| s.watermark == Some(1) && s.speed_commits == 0 && s.speed_groups == 0));
 }
+
+/// `partitions` in strata.toml sets how many partitions a plan spreads a
+/// snapshot over (the batch's file groups, its hash repartition); unset,
+/// one per core.
+#[test]
+fn the_partitions_setting_sets_a_plans_partitions() {
+    let cores = Project::orders().strata().new_session().unwrap();
+    assert_eq!(
+        cores.state().config().target_partitions(),
+        std::thread::available_parallelism().unwrap().get()
+    );
+    let p = Project::orders().with_config("partitions = 3\n");
+    let strata = p.strata();
+    let ctx = strata.new_session().unwrap();
+    assert_eq!(ctx.state().config().target_partitions(), 3);
+}
