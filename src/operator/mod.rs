@@ -301,6 +301,11 @@ pub async fn sorted_version(
         return Ok(None);
     }
     let stream = view.view.stream.as_str();
+    // Whether the partial aggregate may give up sooner than DataFusion's
+    // default: only where every aggregate has its own groups accumulator,
+    // which turns rows into states column by column. The others would
+    // build an accumulator per row.
+    let mut skip_sooner = false;
     let plan = match &view.kind {
         PlanKind::Rows { plan } => reset_plan_states(rebind(plan, stream, files, exec)?)?,
         PlanKind::Grouped(g) => {
@@ -316,6 +321,10 @@ pub async fn sorted_version(
             let Some(p) = partial.downcast_ref::<AggregateExec>() else {
                 return Ok(None);
             };
+            skip_sooner = p
+                .aggr_expr()
+                .iter()
+                .all(|a| a.groups_accumulator_supported());
             let schema = partial.schema();
             let keys: Vec<Arc<dyn PhysicalExpr>> = (0..g.group_columns)
                 .map(|i| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
@@ -358,7 +367,7 @@ pub async fn sorted_version(
     };
     let sorted = Arc::new(SortExec::new(order.clone(), plan).with_preserve_partitioning(true));
     let merged: Arc<dyn ExecutionPlan> = Arc::new(SortPreservingMergeExec::new(order, sorted));
-    let stream = merged.execute(0, version_task(&exec.task))?;
+    let stream = merged.execute(0, version_task(&exec.task, skip_sooner))?;
     if !tracing::enabled!(tracing::Level::TRACE) {
         return Ok(Some(stream));
     }
@@ -401,13 +410,15 @@ const SKIP_PARTIAL_AGGREGATION_RATIO: f64 = 0.3;
 /// `task` as a version computes with: each partition's sort done in one
 /// piece up to [`SORT_IN_PLACE_BYTES`] (its rows concatenated and sorted
 /// at once, instead of every incoming batch sorted alone and the sorted
-/// batches merged, DataFusion's way above 1 MiB), and the partial
-/// aggregate skipped above [`SKIP_PARTIAL_AGGREGATION_RATIO`].
-fn version_task(task: &Arc<TaskContext>) -> Arc<TaskContext> {
+/// batches merged, DataFusion's way above 1 MiB), and, if `skip_sooner`,
+/// the partial aggregate skipped above [`SKIP_PARTIAL_AGGREGATION_RATIO`].
+fn version_task(task: &Arc<TaskContext>, skip_sooner: bool) -> Arc<TaskContext> {
     let mut config = task.session_config().clone();
     let options = &mut config.options_mut().execution;
     options.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
-    options.skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
+    if skip_sooner {
+        options.skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
+    }
     Arc::new(TaskContext::new(
         task.task_id(),
         task.session_id(),
