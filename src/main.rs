@@ -12,7 +12,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(strata::cli::run(cli)) {
+    let outcome = runtime.block_on(strata::cli::run(cli));
+    // Everything a command writes is awaited before it returns: work still
+    // running now was abandoned (a statement cancelled with Ctrl-C in the
+    // shell), and exiting must not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -137,7 +137,12 @@ async fn run_datafusion(
 ) -> Result<Value> {
     let def = strata.catalog.view(view)?.clone();
     let (stream, files) = log_files(strata, root).await?;
-    let ctx = SessionContext::new();
+    // As many partitions as strata's batch runs on.
+    let mut config = datafusion::prelude::SessionConfig::new();
+    if let Some(n) = strata.config.partitions {
+        config = config.with_target_partitions(n);
+    }
+    let ctx = SessionContext::new_with_config(config);
     let urls = files
         .iter()
         .map(|f| ListingTableUrl::parse(f.to_string_lossy()))

@@ -203,13 +203,21 @@ fn rebind(
             // groups that is a hop, and one whose output order depends on
             // thread timing (batches of all groups share each channel):
             // the operator's merge order must not. Over one file group it
-            // stays (batch i goes to partition i mod n, a fixed order).
+            // stays (batch i goes to partition i mod n, a fixed order), with
+            // n the partitions this run has, not the cores of the machine
+            // that compiled the plan.
             if let Some(r) = node.downcast_ref::<RepartitionExec>() {
                 let input = r.input();
-                if matches!(r.partitioning(), Partitioning::RoundRobinBatch(_))
-                    && input.output_partitioning().partition_count() > 1
-                {
-                    return Ok(Transformed::yes(input.clone()));
+                if let Partitioning::RoundRobinBatch(n) = r.partitioning() {
+                    if input.output_partitioning().partition_count() > 1 || partitions <= 1 {
+                        return Ok(Transformed::yes(input.clone()));
+                    }
+                    if *n != partitions {
+                        return Ok(Transformed::yes(Arc::new(RepartitionExec::try_new(
+                            input.clone(),
+                            Partitioning::RoundRobinBatch(partitions),
+                        )?)));
+                    }
                 }
             }
             let Some(ds) = node.downcast_ref::<DataSourceExec>() else {

@@ -643,4 +643,46 @@ fn the_partitions_setting_sets_a_plans_partitions() {
     let strata = p.strata();
     let ctx = strata.new_session().unwrap();
     assert_eq!(ctx.state().config().target_partitions(), 3);
+    assert_eq!(strata::operator::Exec::of(&ctx).partitions, 3);
+}
+
+/// With `partitions = 1` a batch runs on one partition, although its plan
+/// was compiled with one per core: the compiled round-robin split of a
+/// single file group follows the run's partitions (the batch plan, as
+/// `RUST_LOG=strata=trace` prints it).
+#[test]
+fn one_partition_runs_every_operator_on_one_partition() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country;\n"
+    ))
+    .with_config("partitions = 1\n");
+    let f = p.write(
+        "in.ndjson",
+        r#"{"order_id":1,"ts":"2026-11-01T10:00:00Z","country":"DE","product":"p","quantity":1,"amount":"1.00"}"#,
+    );
+    p.cmd()
+        .args(["ingest", "orders", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = p
+        .cmd()
+        .args(["batch", "v"])
+        .env("RUST_LOG", "strata=trace")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let plan = log
+        .split("batch plan of v, run:")
+        .nth(1)
+        .expect("the batch plan in the trace");
+    assert!(plan.contains("Hash("), "{plan}");
+    assert!(!plan.contains("RoundRobinBatch"), "{plan}");
+    assert!(
+        plan.split("input_partitions=")
+            .skip(1)
+            .all(|rest| rest.starts_with("1,")),
+        "{plan}"
+    );
 }
