@@ -610,9 +610,10 @@ proptest! {
 /// default, `operator::version_task`) with every aggregate of the grammar
 /// that has its own groups accumulator (a FILTER among them); then a key
 /// of about one row per group (past DataFusion's 0.8) with DISTINCT
-/// aggregates, which have none: their states are built row by row. Each must still give
-/// the documented answer, in batch, speed, Kappa and `verify`. Two
-/// partitions, whatever the machine's cores: each must see over 100k rows.
+/// aggregates, which have none: their states are built row by row. Each
+/// must still give the documented answer, in batch, speed, Kappa and
+/// `verify`. Two partitions, whatever the machine's cores: each must see
+/// over 100k rows.
 #[test]
 fn a_high_cardinality_batch_equals_the_documented_semantics() {
     // k2 takes `groups` values.
