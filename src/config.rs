@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use datafusion::prelude::SessionConfig;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
@@ -325,6 +326,16 @@ impl Config {
             },
             s3: file.s3,
         })
+    }
+
+    /// DataFusion's settings for this project's plans: `partitions`, if set
+    /// (DataFusion's default is one per core).
+    pub fn session_config(&self) -> SessionConfig {
+        let config = SessionConfig::new();
+        match self.partitions {
+            Some(n) => config.with_target_partitions(n),
+            None => config,
+        }
     }
 
     /// Open the object store rooted at the configured location.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{DataFrame, SessionContext};
 use object_store::ObjectStore;
 
 use crate::batch::{self, VersionRecord};
@@ -267,14 +268,12 @@ impl Strata {
     /// store's bucket as `s3://BUCKET`, for external Parquet), with the
     /// unchecked decimal kernels views have (`catalog::decimal`).
     pub fn new_session(&self) -> Result<SessionContext> {
-        let mut config = SessionConfig::new().with_information_schema(true);
-        if let Some(n) = self.config.partitions {
-            config = config.with_target_partitions(n);
-        }
-        let ctx = SessionContext::new_with_config(config);
-        let ctx = SessionContext::new_with_state(crate::catalog::decimal::with_unchecked_decimals(
-            ctx.state(),
-        ));
+        let state = SessionStateBuilder::new()
+            .with_config(self.config.session_config().with_information_schema(true))
+            .with_default_features()
+            .build();
+        let ctx =
+            SessionContext::new_with_state(crate::catalog::decimal::with_unchecked_decimals(state));
         ctx.register_object_store(
             ObjectStoreUrl::parse(STORE_URL)?.as_ref(),
             self.store.clone(),

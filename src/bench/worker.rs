@@ -138,11 +138,7 @@ async fn run_datafusion(
     let def = strata.catalog.view(view)?.clone();
     let (stream, files) = log_files(strata, root).await?;
     // As many partitions as strata's batch runs on.
-    let mut config = datafusion::prelude::SessionConfig::new();
-    if let Some(n) = strata.config.partitions {
-        config = config.with_target_partitions(n);
-    }
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = SessionContext::new_with_config(strata.config.session_config());
     let urls = files
         .iter()
         .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
