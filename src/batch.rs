@@ -195,7 +195,8 @@ pub async fn recompute(
         Serving::Precedence => None,
     };
     let schema = view.stored_schema();
-    let sorted = canonical_sort(&schema, &view.stored_key(), &op.stored()?)?;
+    let order = view.stored_order();
+    let sorted = canonical_sort(&schema, &order, &op.stored()?)?;
     let stream = futures::stream::iter([Ok(sorted)]);
     Ok((
         Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
@@ -203,17 +204,27 @@ pub async fn recompute(
     ))
 }
 
-/// `batches` as one batch sorted by the columns `key`, then every other
-/// column (ascending, nulls last): a total order, so equal inputs give
+/// The columns of the canonical order, by index: `key`, then every other
+/// of the `columns`. Rows unique on a non-empty key (a grouped view's
+/// groups) are ordered totally by the key alone: the same order, without
+/// comparing (or encoding) the rest.
+pub fn canonical_order(columns: usize, key: &[usize], unique_on_key: bool) -> Vec<usize> {
+    let mut order = key.to_vec();
+    if !unique_on_key || key.is_empty() {
+        order.extend((0..columns).filter(|i| !key.contains(i)));
+    }
+    order
+}
+
+/// `batches` as one batch sorted by the columns `order` (ascending, nulls
+/// last; see [`canonical_order`]): a total order, so equal inputs give
 /// equal bytes.
 pub fn canonical_sort(
     schema: &SchemaRef,
-    key: &[usize],
+    order: &[usize],
     batches: &[RecordBatch],
 ) -> Result<RecordBatch> {
     let all = concat_batches(schema, batches)?;
-    let mut order: Vec<usize> = key.to_vec();
-    order.extend((0..schema.fields().len()).filter(|i| !key.contains(i)));
     if all.num_rows() == 0 || order.is_empty() {
         return Ok(all);
     }

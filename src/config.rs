@@ -43,7 +43,7 @@ pub struct ConfigFile {
     /// one is published).
     #[serde(default = "default_retain_versions")]
     pub retain_versions: usize,
-    /// Most bytes of events the speed layer holds in memory per stream.
+    /// Most bytes the speed layer holds in memory per view.
     #[serde(default = "default_speed_max_bytes")]
     pub speed_max_bytes: u64,
     /// How many partitions a plan spreads a snapshot's files over, and so
@@ -457,8 +457,8 @@ sql_dir = "sql"
 mode = "lambda"
 # retain_versions: batch versions kept per view.
 retain_versions = 3
-# speed_max_bytes: most bytes of events held in memory per stream by the
-# speed layer; past it, queries ask you to run `strata batch`.
+# speed_max_bytes: most bytes the speed layer holds in memory per view;
+# past it, queries of that view ask you to run `strata batch`.
 speed_max_bytes = 1073741824
 # partitions: how many partitions (threads) a plan spreads a snapshot's
 # files over. Unset: one per core.
@@ -477,7 +477,7 @@ float_tolerance = 1e-9
 
 /// The example stream definition written by `strata init`.
 pub const STARTER_SQL: &str = r#"-- A stream is a table in the log. event_time names the TIMESTAMP column
--- that partitions the files (partition = 'hour' or 'day').
+-- that partitions the files (partition = 'hour', 'day' or 'month').
 CREATE TABLE orders (
   order_id BIGINT NOT NULL,
   ts       TIMESTAMP NOT NULL,

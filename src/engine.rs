@@ -555,7 +555,7 @@ impl Strata {
             Some(g) => run_post(&Exec::of(&ctx), g, stored).await?,
             None => stored,
         };
-        kappa::canonical_rows(&compiled.view, rows)
+        kappa::canonical_rows(&compiled, rows)
     }
 
     /// Recompute `views` (all materialized views when empty) from the head
@@ -632,6 +632,14 @@ impl Strata {
             // A view refused at load is not served: say why, not "not found".
             Err(e) if e.to_string().contains("not found") => {
                 return Err(self.refused_in(sql).unwrap_or_else(|| e.into()))
+            }
+            // DataFusion has no materialized views: say where they go.
+            Err(datafusion::error::DataFusionError::NotImplemented(m))
+                if m.starts_with("Materialized views") =>
+            {
+                return Err(StrataError::Refused(
+                    "CREATE MATERIALIZED VIEW is not run as a query: materialized views are defined in sql_dir (or with CREATE MATERIALIZED VIEW in `strata shell`)".into(),
+                ))
             }
             Err(e) => return Err(e.into()),
         };

@@ -21,8 +21,9 @@
 //! | other DDL, DML (`INSERT`, `DELETE`, …), `SET` and other statements | refused | refused |
 //!
 //! The only SQL that writes is the shell's own `INSERT INTO <stream>` (an
-//! append through the log's commit path) and `CREATE [MATERIALIZED] VIEW`
-//! (saved to `sql_dir`); neither reaches DataFusion's DML or DDL.
+//! append through the log's commit path) and its `CREATE TABLE` and
+//! `CREATE [MATERIALIZED] VIEW` (saved to `sql_dir`); none reaches
+//! DataFusion's DML or DDL.
 
 use std::path::{Component, Path, PathBuf};
 

@@ -28,11 +28,12 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DFResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExpr;
@@ -41,7 +42,6 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use sha2::{Digest, Sha256};
@@ -217,6 +217,27 @@ impl CompiledView {
         }
     }
 
+    /// The canonical order of stored rows (see [`crate::batch::canonical_order`]):
+    /// groups are unique on their group columns.
+    pub fn stored_order(&self) -> Vec<usize> {
+        crate::batch::canonical_order(
+            self.stored_schema().fields().len(),
+            &self.stored_key(),
+            self.grouped().is_some(),
+        )
+    }
+
+    /// The canonical order of the view's rows: a grouped view's rows are
+    /// its groups (after HAVING), unique on the output key when every group
+    /// column reaches the output.
+    pub fn output_order(&self) -> Vec<usize> {
+        crate::batch::canonical_order(
+            self.view.schema.fields().len(),
+            &self.view.key_indices(),
+            self.grouped().is_some(),
+        )
+    }
+
     pub fn grouped(&self) -> Option<&GroupedPlan> {
         match &self.kind {
             PlanKind::Grouped(g) => Some(g),
@@ -319,11 +340,7 @@ fn stateful(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
             Some("joins")
         } else if name.contains("Aggregate") {
             Some("an aggregate")
-        } else if name.contains("Limit")
-            || node
-                .downcast_ref::<SortExec>()
-                .is_some_and(|s| s.fetch().is_some())
-        {
+        } else if name.contains("Limit") || node.fetch().is_some() {
             Some("LIMIT")
         } else {
             None
@@ -335,6 +352,32 @@ fn stateful(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
         Ok(TreeNodeRecursion::Continue)
     });
     found
+}
+
+/// A leaf of `plan` other than the stream's scan (or a scan of nothing): a
+/// source of rows (VALUES, a SELECT without FROM, a table function) whose
+/// rows would be added again with every commit the plan runs over.
+fn foreign_source(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        let stream = node
+            .downcast_ref::<DataSourceExec>()
+            .is_some_and(|d| d.data_source().downcast_ref::<FileScanConfig>().is_some());
+        if node.children().is_empty() && !stream && node.downcast_ref::<EmptyExec>().is_none() {
+            found = Some(node.name().to_string());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// The refusal of rows from `source` beside the stream's, `place` being
+/// where they would be added.
+fn foreign_refusal(source: &str, place: &str) -> String {
+    format!(
+        "rows that do not come from the stream ({source}: VALUES, a SELECT without FROM or a table function) {place} would be added again with every commit: compute them in a plain CREATE VIEW over a materialized view"
+    )
 }
 
 /// Compile `view` (a materialized view over `stream`, parsed and checked
@@ -379,7 +422,27 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
             url,
         }),
     )?;
-    let plan = ctx.sql(&view.query).await?.create_physical_plan().await?;
+    let df = ctx.sql(&view.query).await?;
+    // Which rows a LIMIT (or OFFSET) keeps depends on the order they
+    // arrive in, which differs between a batch and the commits after it,
+    // wherever it stands: over the stream's rows, in a subquery or over
+    // the groups. Checked on the plan as written: the physical plan may
+    // fold a limit into a scan, a merge or an aggregate.
+    let mut limited = false;
+    df.logical_plan().apply_with_subqueries(|node| {
+        limited = matches!(node, LogicalPlan::Limit(_));
+        Ok(if limited {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if limited {
+        return Err(refuse(
+            "LIMIT or OFFSET keeps rows by the order they arrive in, which differs between the batch and the speed layer: compute it in a plain CREATE VIEW over a materialized view".into(),
+        ));
+    }
+    let plan = df.create_physical_plan().await?;
     let reads = columns_read(&plan);
 
     // The topmost aggregate.
@@ -392,6 +455,9 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
         Ok(TreeNodeRecursion::Continue)
     })?;
     let Some(top) = top else {
+        if let Some(source) = foreign_source(&plan) {
+            return Err(refuse(foreign_refusal(&source, "in a row view")));
+        }
         if let Some(op) = stateful(&plan) {
             return Err(refuse(format!(
                 "{op} over the stream's rows cannot be maintained commit by commit (compute it in a plain CREATE VIEW over a materialized view)"
@@ -461,6 +527,9 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
         return Err(refuse(
             "an aggregate without GROUP BY has one group for the whole log: group by a time bucket, or compute it in a plain CREATE VIEW over a materialized view".into(),
         ));
+    }
+    if let Some(source) = foreign_source(p.input()) {
+        return Err(refuse(foreign_refusal(&source, "below the GROUP BY")));
     }
     if let Some(op) = stateful(p.input()) {
         return Err(refuse(format!(

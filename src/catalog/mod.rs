@@ -255,7 +255,12 @@ impl Catalog {
     pub fn load_with(dir: &Path, extra: Option<(&Path, &str)>) -> Result<Self> {
         let mut files = Vec::new();
         collect_sql_files(dir, &mut files).map_err(|e| {
-            StrataError::Usage(format!("cannot read sql_dir {}: {e}", dir.display()))
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (no strata project here? `strata init DIR` starts one; --config names a project's strata.toml)"
+            } else {
+                ""
+            };
+            StrataError::Usage(format!("cannot read sql_dir {}: {e}{hint}", dir.display()))
         })?;
         files.sort();
         let mut sources = Vec::new();
@@ -808,7 +813,17 @@ mod tests {
             ("CREATE MATERIALIZED VIEW v AS SELECT DISTINCT ON (country) country, amount FROM orders ORDER BY country, ts;", "DISTINCT ON"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, n FROM (SELECT country, count(*) AS n FROM orders GROUP BY country) t GROUP BY country, n;", "more than one stage"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country UNION ALL SELECT country, 0 AS n FROM orders;", "outside its one GROUP BY"),
-            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country ORDER BY country LIMIT 1;", "LIMIT over the groups"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country ORDER BY country LIMIT 1;", "LIMIT or OFFSET"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders GROUP BY country LIMIT 3;", "LIMIT or OFFSET"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id, amount FROM orders LIMIT 10;", "LIMIT or OFFSET"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders OFFSET 5;", "LIMIT or OFFSET"),
+            ("CREATE MATERIALIZED VIEW v WITH (serving = 'merge') AS SELECT country, count(*) AS n FROM (SELECT country FROM orders UNION ALL SELECT 'ZZ') t GROUP BY country;", "below the GROUP BY would be added again"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM (SELECT country FROM orders UNION ALL SELECT * FROM (VALUES ('a'), ('z')) v(country)) t GROUP BY country;", "below the GROUP BY would be added again"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country FROM orders UNION ALL SELECT 'ZZ';", "in a row view would be added again"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders UNION ALL SELECT value FROM generate_series(1, 3);", "generate_series"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders UNION ALL SELECT * FROM (VALUES (1), (2)) t(id);", "in a row view would be added again"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT * FROM (SELECT id, amount FROM orders LIMIT 7) t WHERE amount > 0;", "LIMIT or OFFSET"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM (SELECT * FROM orders LIMIT 7) t GROUP BY country;", "LIMIT or OFFSET"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, rank() OVER (ORDER BY count(*)) AS r FROM orders GROUP BY country;", "window functions over the groups"),
             ("CREATE MATERIALIZED VIEW v WITH (serving = 'merge') AS SELECT id, amount FROM orders;", "serving = 'merge' merges groups"),
             ("CREATE MATERIALIZED VIEW v WITH (serving = 'fast') AS SELECT country, count(*) AS n FROM orders GROUP BY country;", "serving = 'fast'"),

@@ -18,7 +18,8 @@ pub enum Command {
     /// `\i FILE`: run a script.
     Include(String),
     Format(OutputFormat),
-    Timing(bool),
+    /// `None`: toggle.
+    Timing(Option<bool>),
     MaxRows(usize),
     Help,
     Quit,
@@ -30,6 +31,7 @@ SQL statements end with ';' and may span lines. Besides SELECT:
   INSERT INTO stream VALUES (…), (…);     append one commit to the log
   CREATE MATERIALIZED VIEW name AS …;     validate, save to sql_dir, serve at once
   CREATE VIEW name AS …;                  the same, for a plain view
+  CREATE TABLE name (…) WITH (event_time = 'col');  declare a stream, save to sql_dir
 Commands:
   \\d               list streams and views
   \\d NAME          columns and types; for a view its key, batch version, watermark, speed rows
@@ -39,7 +41,7 @@ Commands:
   \\verify [VIEW…]  check Kappa against batch
   \\i FILE          run the statements in FILE
   \\format table|csv|json|ndjson
-  \\timing on|off   print the time each statement takes
+  \\timing [on|off] print the time each statement takes (no argument: toggle)
   \\maxrows N       print at most N rows of a result (0: all)
   \\help, \\?        this text
   \\q               quit (or Ctrl-D); Ctrl-C cancels a running query
@@ -73,10 +75,11 @@ impl FromStr for Command {
                 )
                 .map_err(|_| "\\format takes table, csv, json or ndjson".to_string())?,
             ),
-            "\\timing" => match one("on or off")?.as_str() {
-                "on" => Command::Timing(true),
-                "off" => Command::Timing(false),
-                _ => return Err("\\timing takes on or off".into()),
+            "\\timing" => match args.first().map(String::as_str) {
+                None => Command::Timing(None),
+                Some("on") if args.len() == 1 => Command::Timing(Some(true)),
+                Some("off") if args.len() == 1 => Command::Timing(Some(false)),
+                _ => return Err("\\timing takes on, off or nothing (toggle)".into()),
             },
             "\\maxrows" => Command::MaxRows(
                 one("a number")?
@@ -107,7 +110,9 @@ mod tests {
             Ok(Command::Format(OutputFormat::Csv))
         );
         assert_eq!("\\maxrows 5".parse(), Ok(Command::MaxRows(5)));
-        assert_eq!("\\timing off".parse(), Ok(Command::Timing(false)));
+        assert_eq!("\\timing off".parse(), Ok(Command::Timing(Some(false))));
+        assert_eq!("\\timing".parse(), Ok(Command::Timing(None)));
+        assert!("\\timing maybe".parse::<Command>().is_err());
         assert!("\\format xml".parse::<Command>().is_err());
         assert!("\\nope"
             .parse::<Command>()

@@ -62,7 +62,7 @@ pub struct ShellHelper {
 impl Validator for ShellHelper {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
         let input = ctx.input().trim();
-        if input.is_empty() || input.starts_with('\\') || input.ends_with(';') {
+        if input.starts_with('\\') || super::shell::is_complete(input) {
             Ok(ValidationResult::Valid(None))
         } else {
             Ok(ValidationResult::Incomplete)

@@ -149,23 +149,37 @@ pub async fn verify(
     for r in &reports {
         print!("{}", describe(r));
     }
-    let failed: Vec<&str> = reports
-        .iter()
-        .filter(|r| !r.matched())
-        .map(|r| r.view.as_str())
-        .collect();
-    if failed.is_empty() {
+    let names = |unchecked: bool| -> Vec<&str> {
+        reports
+            .iter()
+            .filter(|r| !r.matched() && r.batch_version.is_none() == unchecked)
+            .map(|r| r.view.as_str())
+            .collect()
+    };
+    let (differ, unchecked) = (names(false), names(true));
+    if differ.is_empty() && unchecked.is_empty() {
         println!("verify: all {} views match", reports.len());
-        Ok(reports)
-    } else {
-        // A verdict on the data, not a usage error.
-        Err(StrataError::Kappa(format!(
-            "verify: {} of {} views do not match: {}",
-            failed.len(),
-            reports.len(),
-            failed.join(", ")
-        )))
+        return Ok(reports);
     }
+    // A verdict on the data, not a usage error.
+    let mut why = Vec::new();
+    if !differ.is_empty() {
+        why.push(format!(
+            "{} of {} views do not match: {}",
+            differ.len(),
+            reports.len(),
+            differ.join(", ")
+        ));
+    }
+    if !unchecked.is_empty() {
+        why.push(format!(
+            "{} of {} views have no batch version to compare with (run `strata batch` first): {}",
+            unchecked.len(),
+            reports.len(),
+            unchecked.join(", ")
+        ));
+    }
+    Err(StrataError::Kappa(format!("verify: {}", why.join("; "))))
 }
 
 /// A verify report as text.

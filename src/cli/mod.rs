@@ -196,6 +196,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -397,9 +398,20 @@ fn init(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir.join("sql"))?;
     let config = dir.join("strata.toml");
     let sql = dir.join("sql").join("orders.sql");
+    // Definitions already there are the project's: a starter `orders`
+    // beside them could clash with a stream of the same name.
+    let defined = std::fs::read_dir(dir.join("sql"))?
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().extension().is_some_and(|x| x == "sql"));
     for (path, text) in [(&config, STARTER_CONFIG), (&sql, STARTER_SQL)] {
         if path.exists() {
             println!("kept existing {}", path.display());
+        } else if path == &sql && defined {
+            println!(
+                "kept the definitions in {}; the starter {} is not written",
+                dir.join("sql").display(),
+                sql.display()
+            );
         } else {
             std::fs::write(path, text)?;
             println!("wrote {}", path.display());

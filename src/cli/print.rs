@@ -10,6 +10,8 @@ use crate::error::Result;
 
 /// Timestamps print as UTC instants: strata's `TIMESTAMP` is naive UTC.
 const UTC_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.fZ";
+/// A timestamp with a time zone prints in its zone, with the offset.
+const ZONED_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f%:z";
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -51,7 +53,7 @@ pub fn print_batches(
         OutputFormat::Csv => {
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
-                .with_timestamp_tz_format(UTC_FORMAT.to_string())
+                .with_timestamp_tz_format(ZONED_FORMAT.to_string())
                 .with_timestamp_format(UTC_FORMAT.to_string())
                 .build(&mut *out);
             if batches.is_empty() {
@@ -91,4 +93,60 @@ pub fn print_batches(
 /// Total rows in `batches`.
 pub fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    use super::*;
+
+    /// One instant, 2026-11-01T06:00:00Z, naive and in a zone two hours
+    /// east, printed in `format`.
+    fn printed(format: OutputFormat) -> String {
+        let micros = 1_793_512_800_000_000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "naive",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new(
+                "zoned",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+02:00".into())),
+                false,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(vec![micros])),
+                Arc::new(TimestampMicrosecondArray::from(vec![micros]).with_timezone("+02:00")),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        print_batches(&schema, &[batch], format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn every_format_prints_the_same_instant() {
+        for format in [
+            OutputFormat::Table,
+            OutputFormat::Csv,
+            OutputFormat::Json,
+            OutputFormat::Ndjson,
+        ] {
+            let out = printed(format);
+            assert!(out.contains("2026-11-01T06:00:00Z"), "{format:?}: {out}");
+            assert!(
+                out.contains("2026-11-01T08:00:00+02:00"),
+                "{format:?}: {out}"
+            );
+        }
+    }
 }

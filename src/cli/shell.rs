@@ -180,7 +180,7 @@ impl<'a> Shell<'a> {
             Command::Quit => return Ok(true),
             Command::Help => print!("{HELP}"),
             Command::Format(f) => self.format = f,
-            Command::Timing(on) => self.timing = on,
+            Command::Timing(on) => self.timing = on.unwrap_or(!self.timing),
             Command::MaxRows(n) => self.max_rows = n,
             Command::List => self.list()?,
             Command::Describe(name) => self.describe(&name).await?,
@@ -277,6 +277,19 @@ impl<'a> Shell<'a> {
                 "'{name}': names of definitions made in the shell are letters, digits and _ (they name the file in sql_dir)"
             )));
         }
+        let catalog = &self.strata.catalog;
+        let taken = if catalog.streams.contains_key(name) {
+            Some("a stream")
+        } else if catalog.views.iter().any(|v| v.name == name) {
+            Some("a view")
+        } else {
+            None
+        };
+        if let Some(what) = taken {
+            return Err(StrataError::Usage(format!(
+                "{what} named '{name}' is already defined: choose another name"
+            )));
+        }
         let dir = self.strata.config.sql_dir.clone();
         let path = dir.join(format!("{name}.sql"));
         if path.exists() {
@@ -288,7 +301,7 @@ impl<'a> Shell<'a> {
         let text = format!("{};\n", sql.trim().trim_end_matches(';').trim());
         let checked = crate::catalog::Catalog::load_with(&dir, Some((&path, &text)))?;
         if let Some(r) = checked.refused.iter().find(|r| r.view == name) {
-            return Err(r.error());
+            return Err(StrataError::Usage(format!("not saved: {}", r.error())));
         }
         std::fs::create_dir_all(&dir)?;
         std::fs::write(&path, &text)?;
@@ -297,7 +310,15 @@ impl<'a> Shell<'a> {
             return Err(e);
         }
         self.refresh_names();
-        println!("created {kind} {name} (saved to {}); it is served now, from the speed layer until the next batch", path.display());
+        let served = if kind == "materialized view" {
+            "; it is served now, from the speed layer until the next batch"
+        } else {
+            ""
+        };
+        println!(
+            "created {kind} {name} (saved to {}){served}",
+            path.display()
+        );
         Ok(())
     }
 
@@ -536,8 +557,9 @@ fn history_path() -> Option<PathBuf> {
 }
 
 /// The complete `;`-terminated statements of `text` (without the `;`),
-/// and what follows the last one. Semicolons inside quotes and comments
-/// do not count.
+/// and what follows the last one (empty when that is only whitespace and
+/// comments). Semicolons inside quotes and comments do not count, and
+/// neither do statements of comments alone.
 pub fn split_statements(text: &str) -> Result<(Vec<String>, String)> {
     // Without unescaping, tokens print back as written ('O''Brien' stays).
     let tokens = Tokenizer::new(&GenericDialect {}, text)
@@ -546,17 +568,30 @@ pub fn split_statements(text: &str) -> Result<(Vec<String>, String)> {
         .map_err(|e| StrataError::Usage(format!("SQL: {e}")))?;
     let mut out = Vec::new();
     let mut current = String::new();
+    // Whether `current` holds more than whitespace and comments.
+    let mut sql = false;
     for t in tokens {
         if t == Token::SemiColon {
-            if !current.trim().is_empty() {
+            if sql {
                 out.push(current.trim().to_string());
             }
             current.clear();
+            sql = false;
         } else {
+            sql |= !matches!(t, Token::Whitespace(_));
             current.push_str(&t.to_string());
         }
     }
+    if !sql {
+        current.clear();
+    }
     Ok((out, current))
+}
+
+/// Whether `text` ends where a statement may end: after a `;`, or with
+/// nothing but whitespace and comments after the last one.
+pub fn is_complete(text: &str) -> bool {
+    matches!(split_statements(text), Ok((_, rest)) if rest.is_empty())
 }
 
 #[cfg(test)]
@@ -568,6 +603,14 @@ mod tests {
         let (s, rest) = split_statements("SELECT ';' AS a;\nSELECT 2; -- x;\nSELECT").unwrap();
         assert_eq!(s, ["SELECT ';' AS a", "SELECT 2"]);
         assert_eq!(rest.trim(), "-- x;\nSELECT");
+        // Comments alone are no statement, before or after the last `;`.
+        let (s, rest) = split_statements("-- a\n;SELECT 1; -- b\n/* c; */\n").unwrap();
+        assert_eq!(s, ["SELECT 1"]);
+        assert_eq!(rest, "");
+        assert!(is_complete("SELECT 42; -- note"));
+        assert!(is_complete("-- hello"));
+        assert!(!is_complete("SELECT 42 -- note"));
+        assert!(!is_complete("SELECT 'a;"));
         // Quotes inside literals survive the split.
         let (s, _) = split_statements("SELECT 'O''Brien' AS n; SELECT \"a\"\"b\" FROM t;").unwrap();
         assert_eq!(s, ["SELECT 'O''Brien' AS n", "SELECT \"a\"\"b\" FROM t"]);

@@ -98,8 +98,9 @@ impl std::fmt::Debug for ViewProcessor {
     }
 }
 
-/// Rows of `view` in the canonical order (the batch layer's).
-pub fn canonical_rows(view: &ViewDef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+/// Rows of `plan`'s view in the canonical order (the batch layer's).
+pub fn canonical_rows(plan: &CompiledView, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let view = &plan.view;
     let batches = batches
         .into_iter()
         .filter(|b| b.num_rows() > 0)
@@ -110,7 +111,7 @@ pub fn canonical_rows(view: &ViewDef, batches: Vec<RecordBatch>) -> Result<Vec<R
     }
     Ok(vec![canonical_sort(
         &view.schema,
-        &view.key_indices(),
+        &plan.output_order(),
         &batches,
     )?])
 }
@@ -304,7 +305,7 @@ impl ViewProcessor {
                 rows
             }
         };
-        canonical_rows(&self.plan.view, rows)
+        canonical_rows(&self.plan, rows)
     }
 
     /// [`Self::checkpoint`], and how long it took.
@@ -377,7 +378,7 @@ impl ViewProcessor {
             PlanKind::Grouped(_) => {
                 let (snapshot, rows) = self.grouped_rows(ctx).await?;
                 let t1 = Instant::now();
-                let rows = canonical_rows(&view, rows)?;
+                let rows = canonical_rows(&self.plan, rows)?;
                 tracing::debug!(view = %view.name, evaluate_ms = (t1 - t0).as_millis() as u64, sort_ms = t1.elapsed().as_millis() as u64, "checkpoint rows");
                 Some((snapshot, rows))
             }
@@ -508,7 +509,7 @@ impl ViewProcessor {
                 let mut fresh = Vec::new();
                 if !self.pending.is_empty() {
                     let pending = self.pending.iter().map(|(_, b)| b.clone()).collect();
-                    let rows = canonical_rows(view, pending)?;
+                    let rows = canonical_rows(&self.plan, pending)?;
                     let parts = write_rows(store, view.schema.clone(), &prefix, rows).await?;
                     fresh = parts.iter().map(|f| f.path.clone()).collect();
                     output.extend(parts);

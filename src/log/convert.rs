@@ -73,7 +73,11 @@ pub fn conform(
             let i = (0..column.len()).find(|&i| column.is_null(i)).unwrap_or(0);
             return Err(StrataError::input(
                 locate(i),
-                format!("column '{name}' is missing or NULL, but is declared NOT NULL"),
+                if name == &stream.event_time {
+                    format!("column '{name}' is missing or NULL, but it is the stream's event time, which every event needs")
+                } else {
+                    format!("column '{name}' is missing or NULL, but is declared NOT NULL")
+                },
             ));
         }
         columns.push(column);

@@ -474,6 +474,28 @@ impl Reader<'_> {
                 "empty CSV header row",
             ));
         }
+        // A file without a header row, or with another separator, names
+        // no declared column at all: say that, not which value is unknown.
+        if !header
+            .iter()
+            .any(|h| stream.schema.field_with_name(h).is_ok())
+        {
+            let separator = [';', '\t', '|']
+                .into_iter()
+                .find(|c| header.len() == 1 && header[0].contains(*c))
+                .map(|c| {
+                    format!(" (its one field holds {c:?}: strata reads comma-separated values)")
+                })
+                .unwrap_or_default();
+            return Err(StrataError::input(
+                format!("{name}:1"),
+                format!(
+                    "the first row names no column of stream '{}'{separator}: a CSV file needs a header row naming its columns (of {})",
+                    stream.name,
+                    stream.column_names().join(", ")
+                ),
+            ));
+        }
         for (i, col) in header.iter().enumerate() {
             if header[..i].contains(col) {
                 return Err(StrataError::input(

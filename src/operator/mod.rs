@@ -352,18 +352,7 @@ pub async fn sorted_version(
         }
     };
     let schema = plan.schema();
-    let key = view.stored_key();
-    // Groups are unique on their key: the key alone orders them totally
-    // (the canonical order, without comparing, or encoding, the rest).
-    let columns: Vec<usize> = match view.kind {
-        PlanKind::Grouped(_) => key.clone(),
-        PlanKind::Rows { .. } => key
-            .iter()
-            .copied()
-            .chain((0..schema.fields().len()).filter(|i| !key.contains(i)))
-            .collect(),
-    };
-    let order = columns.into_iter().map(|i| PhysicalSortExpr {
+    let order = view.stored_order().into_iter().map(|i| PhysicalSortExpr {
         expr: Arc::new(Column::new(schema.field(i).name(), i)),
         options: SortOptions {
             descending: false,

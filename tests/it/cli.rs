@@ -157,6 +157,25 @@ fn errors_are_one_clear_line() {
         .assert()
         .code(1)
         .stderr(predicate::str::starts_with("Error: ").and(predicate::str::contains("nope")));
+    p.cmd()
+        .args([
+            "query",
+            "CREATE MATERIALIZED VIEW m AS SELECT order_id FROM orders",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("defined in sql_dir"));
+    // Outside a project: say so, not only which directory is missing.
+    let empty = tempfile::tempdir().unwrap();
+    assert_cmd::Command::cargo_bin("strata")
+        .unwrap()
+        .current_dir(empty.path())
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "no strata project here? `strata init DIR`",
+        ));
     assert_cmd::Command::cargo_bin("strata")
         .unwrap()
         .args(["--config", "/nonexistent/strata.toml", "status"])

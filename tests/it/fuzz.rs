@@ -126,6 +126,38 @@ fn valid_parquet() -> Vec<u8> {
     out
 }
 
+/// A CSV file without a header row, or with another separator, is told
+/// so (with the file and line), not which of its values is no column.
+#[test]
+fn a_csv_without_its_header_row_says_so() {
+    let stream = orders();
+    for (csv, needle) in [
+        (
+            "1,2026-11-01T00:00:00Z,US,p,1,2.50\n",
+            "seed.csv:1: the first row names no column of stream 'orders': a CSV file needs a header row",
+        ),
+        (
+            "order_id;ts;country;product;quantity;amount\n1;2026-11-01T00:00:00Z;US;p;1;2.50\n",
+            "(its one field holds ';': strata reads comma-separated values)",
+        ),
+    ] {
+        let e = read_all(&stream, InputFormat::Csv, "seed.csv", csv.as_bytes().to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{e}");
+    }
+    // One unknown column among declared ones is still named.
+    let e = read_all(
+        &stream,
+        InputFormat::Csv,
+        "seed.csv",
+        b"order_id,ts,colour\n1,2026-11-01T00:00:00Z,red\n".to_vec(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("column 'colour' is not declared"), "{e}");
+}
+
 proptest! {
     #![proptest_config(config())]
 

@@ -303,6 +303,13 @@ fn verify_without_a_batch_version_says_what_to_run() {
         stdout.contains("no batch version") && stdout.contains("strata batch large_orders"),
         "{stdout}"
     );
+    // Nothing was compared, so nothing is said to differ.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 of 1 views have no batch version to compare with")
+            && !stderr.contains("do not match"),
+        "{stderr}"
+    );
 }
 
 #[test]

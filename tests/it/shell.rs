@@ -58,6 +58,14 @@ fn multi_line_insert_select_describe_and_errors() {
     s.exp_string("Error: ").unwrap();
     s.send_line("SELECT 40 + 2 AS answer;").unwrap();
     s.exp_regex(r"\| 42\s+\|").unwrap();
+    // A comment after the ';', or alone, does not hold the line open.
+    s.send_line("SELECT 6 * 7 AS commented; -- a note").unwrap();
+    s.exp_regex(r"\| commented\s+\|").unwrap();
+    s.send_line("-- only a note").unwrap();
+    s.exp_string("-- only a note").unwrap();
+    // The next prompt: the line was taken (typed-ahead input would be
+    // dropped when the line editor takes the terminal again).
+    s.exp_string("strata> ").unwrap();
     s.send_line("\\q").unwrap();
     s.exp_eof().unwrap();
     assert!(std::fs::read_to_string(p.path().join("history"))
@@ -120,7 +128,7 @@ fn non_interactive_command_file_and_stdin() {
         .stdout("n\n30\n");
     let script = p.write(
         "script.sql",
-        "\\format csv\nSELECT max(order_id) AS m\n  FROM orders;\nSELECT 1 AS one;\n",
+        "-- report\n\\format csv\nSELECT max(order_id) AS m -- the newest\n  FROM orders;\nSELECT 1 AS one; -- done\n/* the end */\n",
     );
     p.cmd()
         .args(["shell", "-f", script.to_str().unwrap()])
