@@ -443,6 +443,15 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
         ));
     }
     let plan = df.create_physical_plan().await?;
+    // A scalar subquery runs once per plan, beside the stream's rows.
+    if plan
+        .exists(|node| Ok(node.name().contains("ScalarSubquery")))
+        .unwrap_or(false)
+    {
+        return Err(refuse(
+            "a scalar subquery is not maintained commit by commit: compute it in a plain CREATE VIEW over a materialized view".into(),
+        ));
+    }
     let reads = columns_read(&plan);
 
     // The topmost aggregate.

@@ -822,6 +822,8 @@ mod tests {
             ("CREATE MATERIALIZED VIEW v AS SELECT country FROM orders UNION ALL SELECT 'ZZ';", "in a row view would be added again"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders UNION ALL SELECT value FROM generate_series(1, 3);", "generate_series"),
             ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders UNION ALL SELECT * FROM (VALUES (1), (2)) t(id);", "in a row view would be added again"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT id FROM orders WHERE amount > (SELECT 10);", "a scalar subquery is not maintained"),
+            ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM orders WHERE amount > (SELECT 10) GROUP BY country;", "a scalar subquery is not maintained"),
             ("CREATE MATERIALIZED VIEW v AS SELECT * FROM (SELECT id, amount FROM orders LIMIT 7) t WHERE amount > 0;", "LIMIT or OFFSET"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, count(*) AS n FROM (SELECT * FROM orders LIMIT 7) t GROUP BY country;", "LIMIT or OFFSET"),
             ("CREATE MATERIALIZED VIEW v AS SELECT country, rank() OVER (ORDER BY count(*)) AS r FROM orders GROUP BY country;", "window functions over the groups"),

@@ -398,17 +398,16 @@ fn init(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir.join("sql"))?;
     let config = dir.join("strata.toml");
     let sql = dir.join("sql").join("orders.sql");
-    // Definitions already there are the project's: a starter `orders`
-    // beside them could clash with a stream of the same name.
-    let defined = std::fs::read_dir(dir.join("sql"))?
-        .filter_map(|e| e.ok())
-        .any(|e| e.path().extension().is_some_and(|x| x == "sql"));
+    // A stream `orders` declared already (in any file under sql/) is the
+    // project's: the starter would clash with it.
+    let declared = crate::catalog::Catalog::load(&dir.join("sql"))
+        .is_ok_and(|c| c.streams.contains_key("orders"));
     for (path, text) in [(&config, STARTER_CONFIG), (&sql, STARTER_SQL)] {
         if path.exists() {
             println!("kept existing {}", path.display());
-        } else if path == &sql && defined {
+        } else if path == &sql && declared {
             println!(
-                "kept the definitions in {}; the starter {} is not written",
+                "kept the stream orders declared in {}; the starter {} is not written",
                 dir.join("sql").display(),
                 sql.display()
             );

@@ -148,7 +148,9 @@ impl<'a> Shell<'a> {
     pub async fn run_script(&mut self, text: &str) -> Result<bool> {
         let mut buf = String::new();
         for line in text.lines() {
-            if buf.trim().is_empty() && line.trim_start().starts_with('\\') {
+            if !has_sql(&buf) && line.trim_start().starts_with('\\') {
+                // Comments before a command go with it.
+                buf.clear();
                 let cmd: Command = line.trim().parse().map_err(StrataError::Usage)?;
                 if self.command(cmd).await? {
                     return Ok(true);
@@ -168,7 +170,7 @@ impl<'a> Shell<'a> {
         let (statements, rest) = split_statements(&buf)?;
         for stmt in statements
             .into_iter()
-            .chain(Some(rest).filter(|r| !r.trim().is_empty()))
+            .chain(Some(rest).filter(|r| has_sql(r)))
         {
             self.statement(&stmt).await?;
         }
@@ -557,9 +559,8 @@ fn history_path() -> Option<PathBuf> {
 }
 
 /// The complete `;`-terminated statements of `text` (without the `;`),
-/// and what follows the last one (empty when that is only whitespace and
-/// comments). Semicolons inside quotes and comments do not count, and
-/// neither do statements of comments alone.
+/// and what follows the last one. Semicolons inside quotes and comments
+/// do not count, and statements of comments alone are none.
 pub fn split_statements(text: &str) -> Result<(Vec<String>, String)> {
     // Without unescaping, tokens print back as written ('O''Brien' stays).
     let tokens = Tokenizer::new(&GenericDialect {}, text)
@@ -582,16 +583,26 @@ pub fn split_statements(text: &str) -> Result<(Vec<String>, String)> {
             current.push_str(&t.to_string());
         }
     }
-    if !sql {
-        current.clear();
-    }
     Ok((out, current))
 }
 
+/// Whether `text` holds more than whitespace and comments.
+pub fn has_sql(text: &str) -> bool {
+    Tokenizer::new(&GenericDialect {}, text)
+        .tokenize()
+        .map_or(true, |tokens| {
+            tokens.iter().any(|t| !matches!(t, Token::Whitespace(_)))
+        })
+}
+
 /// Whether `text` ends where a statement may end: after a `;`, or with
-/// nothing but whitespace and comments after the last one.
+/// nothing but whitespace and comments after the last one. Text the SQL
+/// tokenizer refuses ends at a `;` too, so that its error is shown.
 pub fn is_complete(text: &str) -> bool {
-    matches!(split_statements(text), Ok((_, rest)) if rest.is_empty())
+    match split_statements(text) {
+        Ok((_, rest)) => !has_sql(&rest),
+        Err(_) => text.trim_end().ends_with(';'),
+    }
 }
 
 #[cfg(test)]
@@ -606,11 +617,17 @@ mod tests {
         // Comments alone are no statement, before or after the last `;`.
         let (s, rest) = split_statements("-- a\n;SELECT 1; -- b\n/* c; */\n").unwrap();
         assert_eq!(s, ["SELECT 1"]);
-        assert_eq!(rest, "");
+        assert!(!has_sql(&rest));
+        // A comment before a statement stays with it.
+        let (s, _) = split_statements("-- doc\nCREATE VIEW v AS SELECT 1;").unwrap();
+        assert_eq!(s, ["-- doc\nCREATE VIEW v AS SELECT 1"]);
         assert!(is_complete("SELECT 42; -- note"));
         assert!(is_complete("-- hello"));
         assert!(!is_complete("SELECT 42 -- note"));
-        assert!(!is_complete("SELECT 'a;"));
+        // An open quote waits for its end; what the tokenizer refuses
+        // ends at its ';' (and then shows the error).
+        assert!(!is_complete("SELECT 'a"));
+        assert!(is_complete("SELECT E'\\u12';"));
         // Quotes inside literals survive the split.
         let (s, _) = split_statements("SELECT 'O''Brien' AS n; SELECT \"a\"\"b\" FROM t;").unwrap();
         assert_eq!(s, ["SELECT 'O''Brien' AS n", "SELECT \"a\"\"b\" FROM t"]);

@@ -321,13 +321,9 @@ impl ViewProcessor {
         Ok((record, started.elapsed()))
     }
 
-    /// Whether this replay may build on `r`: the current definition and
-    /// state layout, within the limit, and its own unless it trusts others.
+    /// Whether this replay may build on `r` (see [`Writer::usable`]).
     fn usable(&self, r: &CheckpointRecord) -> bool {
-        r.sql_hash == self.plan.view.sql_hash()
-            && r.plan_fingerprint == self.plan.fingerprint
-            && self.limit.is_none_or(|l| r.commits <= l)
-            && (self.trust_others || r.writer_id == self.writer_id)
+        self.writer().usable(r)
     }
 
     /// Take `r` (another replay's, reflecting at least as many commits) as
@@ -372,19 +368,10 @@ impl ViewProcessor {
         store: &Arc<dyn ObjectStore>,
         retain: usize,
     ) -> Result<CheckpointRecord> {
+        if let PlanKind::Grouped(_) = self.plan.kind {
+            return self.take_checkpoint(ctx).await?.write(store, retain).await;
+        }
         let view = self.plan.view.clone();
-        let t0 = Instant::now();
-        let grouped = match self.plan.kind {
-            PlanKind::Grouped(_) => {
-                let (snapshot, rows) = self.grouped_rows(ctx).await?;
-                let t1 = Instant::now();
-                let rows = canonical_rows(&self.plan, rows)?;
-                tracing::debug!(view = %view.name, evaluate_ms = (t1 - t0).as_millis() as u64, sort_ms = t1.elapsed().as_millis() as u64, "checkpoint rows");
-                Some((snapshot, rows))
-            }
-            PlanKind::Rows { .. } => None,
-        };
-        let rows_view = grouped.is_none();
         let mut base_lost = false;
         let mut seq = 0;
         for _ in 0..MAX_CHECKPOINT_ATTEMPTS {
@@ -399,7 +386,7 @@ impl ViewProcessor {
                     return Ok(self.adopt(r));
                 }
             }
-            if rows_view {
+            {
                 match preferred {
                     Some(r)
                         if Some(r) != self.base.as_ref()
@@ -424,7 +411,7 @@ impl ViewProcessor {
             // A row view names its base's files again: pin them, then make
             // sure the base still stands (it is not retired under us).
             let pinned = match &self.base {
-                Some(base) if rows_view && !base.output.is_empty() => {
+                Some(base) if !base.output.is_empty() => {
                     let pinned = pin(store, &self.writer_id, base).await?;
                     if read_checkpoint(store, &view.name, base.seq).await?.as_ref() != Some(base) {
                         unpin(store, &pinned).await;
@@ -443,7 +430,7 @@ impl ViewProcessor {
                 _ => None,
             };
             let t2 = Instant::now();
-            let attempt = self.write_attempt(store, seq, grouped.as_ref()).await;
+            let attempt = self.write_attempt(store, seq).await;
             tracing::debug!(view = %view.name, write_ms = t2.elapsed().as_millis() as u64, "checkpoint written");
             let published = match &attempt {
                 Ok(a) => publish(store, &a.record).await,
@@ -459,10 +446,8 @@ impl ViewProcessor {
                 continue;
             }
             let record = attempt.record;
-            if rows_view {
-                self.pending.clear();
-                self.base = Some(record.clone());
-            }
+            self.pending.clear();
+            self.base = Some(record.clone());
             retire_checkpoints(store, &view, retain).await?;
             self.since_checkpoint = 0;
             self.last_checkpoint = Instant::now();
@@ -475,64 +460,198 @@ impl ViewProcessor {
         })
     }
 
-    /// Write the files of checkpoint `seq` under a fresh attempt suffix and
-    /// the record that would name them (not published).
+    /// Row views: write the rows since the base as checkpoint `seq`'s files,
+    /// under a fresh attempt suffix, and the record that would name them
+    /// with the base's (not published).
     // `&mut self`: the state is `Send` but not `Sync`, and a replay runs
     // each view on its own task.
-    async fn write_attempt(
-        &mut self,
-        store: &Arc<dyn ObjectStore>,
-        seq: u64,
-        grouped: Option<&(RecordBatch, Vec<RecordBatch>)>,
-    ) -> Result<Attempt> {
+    async fn write_attempt(&mut self, store: &Arc<dyn ObjectStore>, seq: u64) -> Result<Attempt> {
         let view = &self.plan.view;
         let prefix = checkpoint_prefix(&view.name, seq);
-        let (state_file, output, fresh) = match grouped {
-            Some((snapshot, rows)) => {
-                // The parts are encoded on blocking threads while the
-                // state is encoded here.
-                let (parts, file) = futures::try_join!(
-                    write_rows(store, view.schema.clone(), &prefix, rows.clone()),
-                    write_state(
-                        store,
-                        format!("{prefix}/state-{}.arrow", new_attempt()),
-                        snapshot,
-                    ),
-                )?;
-                let fresh = std::iter::once(file.path.clone())
-                    .chain(parts.iter().map(|f| f.path.clone()))
-                    .collect();
-                (Some(file), parts, fresh)
-            }
-            None => {
-                let mut output = self.segments().to_vec();
-                let mut fresh = Vec::new();
-                if !self.pending.is_empty() {
-                    let pending = self.pending.iter().map(|(_, b)| b.clone()).collect();
-                    let rows = canonical_rows(&self.plan, pending)?;
-                    let parts = write_rows(store, view.schema.clone(), &prefix, rows).await?;
-                    fresh = parts.iter().map(|f| f.path.clone()).collect();
-                    output.extend(parts);
-                }
-                (None, output, fresh)
-            }
-        };
-        let rows = output.iter().map(|f| f.rows).sum();
+        let mut output = self.segments().to_vec();
+        let mut fresh = Vec::new();
+        if !self.pending.is_empty() {
+            let pending = self.pending.iter().map(|(_, b)| b.clone()).collect();
+            let rows = canonical_rows(&self.plan, pending)?;
+            let parts = write_rows(store, view.schema.clone(), &prefix, rows).await?;
+            fresh = parts.iter().map(|f| f.path.clone()).collect();
+            output.extend(parts);
+        }
         Ok(Attempt {
-            record: CheckpointRecord {
-                format: CHECKPOINT_FORMAT,
-                view: view.name.clone(),
+            record: checkpoint_record(
+                &self.writer(),
                 seq,
-                stream: view.stream.clone(),
-                commits: self.commits,
-                sql_hash: view.sql_hash(),
-                plan_fingerprint: self.plan.fingerprint.clone(),
-                writer_id: self.writer_id.clone(),
-                events: self.events,
-                rows,
-                state: state_file,
+                (self.commits, self.events),
+                None,
                 output,
-            },
+            ),
+            fresh,
+        })
+    }
+
+    /// Whose checkpoints this replay builds on, and under which name it
+    /// writes its own.
+    fn writer(&self) -> Writer {
+        Writer {
+            plan: self.plan.clone(),
+            limit: self.limit,
+            trust_others: self.trust_others,
+            writer_id: self.writer_id.clone(),
+        }
+    }
+
+    /// Grouped views: take a checkpoint's state and rows at the current
+    /// commit. Writing them ([`GroupedCheckpoint::write`]) needs nothing
+    /// more of this processor, so it can go on while the next commits are
+    /// applied.
+    pub async fn take_checkpoint(&mut self, ctx: &SessionContext) -> Result<GroupedCheckpoint> {
+        let t0 = Instant::now();
+        let (snapshot, rows) = self.grouped_rows(ctx).await?;
+        let t1 = Instant::now();
+        let rows = canonical_rows(&self.plan, rows)?;
+        tracing::debug!(view = %self.plan.view.name, evaluate_ms = (t1 - t0).as_millis() as u64, sort_ms = t1.elapsed().as_millis() as u64, "checkpoint rows");
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(GroupedCheckpoint {
+            writer: self.writer(),
+            commits: self.commits,
+            events: self.events,
+            snapshot,
+            rows,
+        })
+    }
+}
+
+/// Whose checkpoints a replay builds on, and under which name it writes.
+#[derive(Clone)]
+struct Writer {
+    plan: Arc<CompiledView>,
+    /// Checkpoints reflecting more commits than this are not used.
+    limit: Option<u64>,
+    trust_others: bool,
+    writer_id: String,
+}
+
+impl Writer {
+    /// Whether the replay may build on `r`: the current definition and
+    /// state layout, within the limit, and its own unless it trusts others.
+    fn usable(&self, r: &CheckpointRecord) -> bool {
+        r.sql_hash == self.plan.view.sql_hash()
+            && r.plan_fingerprint == self.plan.fingerprint
+            && self.limit.is_none_or(|l| r.commits <= l)
+            && (self.trust_others || r.writer_id == self.writer_id)
+    }
+}
+
+/// The record of checkpoint `seq` by `writer`, reflecting `(commits,
+/// events)`: a grouped view's state file, and the view's rows in `output`.
+fn checkpoint_record(
+    writer: &Writer,
+    seq: u64,
+    (commits, events): (u64, u64),
+    state: Option<PartFile>,
+    output: Vec<PartFile>,
+) -> CheckpointRecord {
+    let view = &writer.plan.view;
+    CheckpointRecord {
+        format: CHECKPOINT_FORMAT,
+        view: view.name.clone(),
+        seq,
+        stream: view.stream.clone(),
+        commits,
+        sql_hash: view.sql_hash(),
+        plan_fingerprint: writer.plan.fingerprint.clone(),
+        writer_id: writer.writer_id.clone(),
+        events,
+        rows: output.iter().map(|f| f.rows).sum(),
+        state,
+        output,
+    }
+}
+
+/// A grouped view's checkpoint, taken at one commit and not yet written:
+/// the state and the view's rows in canonical order.
+pub struct GroupedCheckpoint {
+    writer: Writer,
+    commits: u64,
+    events: u64,
+    snapshot: RecordBatch,
+    rows: Vec<RecordBatch>,
+}
+
+impl GroupedCheckpoint {
+    /// Write and publish it — or adopt another replay's that reflects at
+    /// least as many commits (equal to it at the same commit: replay is
+    /// deterministic) — then remove old ones beyond `retain`. See
+    /// [`checkpoint`] for the protocol.
+    pub async fn write(
+        self,
+        store: &Arc<dyn ObjectStore>,
+        retain: usize,
+    ) -> Result<CheckpointRecord> {
+        let view = &self.writer.plan.view;
+        let mut seq = 0;
+        for _ in 0..MAX_CHECKPOINT_ATTEMPTS {
+            let (seqs, records) = read_checkpoints(store, &view.name).await?;
+            seq = seqs.last().map_or(1, |s| s + 1);
+            let preferred = records
+                .iter()
+                .filter(|r| self.writer.usable(r))
+                .max_by_key(|r| (r.commits, r.seq));
+            if let Some(r) = preferred {
+                if r.commits >= self.commits && r.writer_id != self.writer.writer_id {
+                    return Ok(r.clone());
+                }
+            }
+            let t2 = Instant::now();
+            let attempt = self.write_attempt(store, seq).await;
+            tracing::debug!(view = %view.name, write_ms = t2.elapsed().as_millis() as u64, "checkpoint written");
+            let published = match &attempt {
+                Ok(a) => publish(store, &a.record).await,
+                Err(_) => Ok(false),
+            };
+            let attempt = attempt?;
+            if !published? {
+                // Lost the number: nothing names these files, nothing will.
+                remove_unnamed(store, &attempt.fresh).await;
+                continue;
+            }
+            retire_checkpoints(store, view, retain).await?;
+            return Ok(attempt.record);
+        }
+        Err(StrataError::CheckpointConflict {
+            view: view.name.clone(),
+            seq,
+            attempts: MAX_CHECKPOINT_ATTEMPTS,
+        })
+    }
+
+    /// Write the files of checkpoint `seq` under a fresh attempt suffix
+    /// and the record that would name them (not published).
+    async fn write_attempt(&self, store: &Arc<dyn ObjectStore>, seq: u64) -> Result<Attempt> {
+        let view = &self.writer.plan.view;
+        let prefix = checkpoint_prefix(&view.name, seq);
+        // The parts are encoded on blocking threads while the state is
+        // encoded here.
+        let (parts, file) = futures::try_join!(
+            write_rows(store, view.schema.clone(), &prefix, self.rows.clone()),
+            write_state(
+                store,
+                format!("{prefix}/state-{}.arrow", new_attempt()),
+                &self.snapshot,
+            ),
+        )?;
+        let fresh = std::iter::once(file.path.clone())
+            .chain(parts.iter().map(|f| f.path.clone()))
+            .collect();
+        Ok(Attempt {
+            record: checkpoint_record(
+                &self.writer,
+                seq,
+                (self.commits, self.events),
+                Some(file),
+                parts,
+            ),
             fresh,
         })
     }

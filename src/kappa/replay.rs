@@ -6,13 +6,14 @@
 //! follower has caught up, and always when the replay stops.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 
 use super::checkpoint::CheckpointRecord;
 use super::{CheckpointPolicy, ViewProcessor};
+use crate::catalog::PlanKind;
 use crate::engine::Strata;
 use crate::error::{Result, StrataError};
 use crate::log::{Snapshot, Step};
@@ -269,9 +270,14 @@ impl ViewRun {
             events,
         } = self;
         let mut last = None;
+        // A grouped view's checkpoint is written while the next commits
+        // are applied, one at a time: processing stops only to take its
+        // rows (and to wait for the one before, if still being written).
+        let mut writing = None;
         'view: loop {
             for step in &steps {
                 if opts.stopped() {
+                    written(&mut writing, &mut last, &events).await?;
                     return Ok((p, last, true));
                 }
                 p.apply(&ctx, step).await?;
@@ -280,7 +286,17 @@ impl ViewRun {
                     commit: step.commit,
                     events: step.rows(),
                 });
-                if p.due(&opts.policy) {
+                if p.due(&opts.policy) && matches!(p.plan.kind, PlanKind::Grouped(_)) {
+                    let started = Instant::now();
+                    written(&mut writing, &mut last, &events).await?;
+                    let taken = p.take_checkpoint(&ctx).await?;
+                    let (store, retain) = (store.clone(), opts.retain);
+                    writing = Some(Writing {
+                        view: p.view().name.clone(),
+                        task: tokio::spawn(async move { taken.write(&store, retain).await }),
+                        pause: started.elapsed(),
+                    });
+                } else if p.due(&opts.policy) {
                     let (record, pause) = p.timed_checkpoint(&ctx, &store, opts.retain).await?;
                     last = Some((record.seq, record.rows));
                     let _ = events.send(ReplayEvent::Checkpoint { record, pause });
@@ -294,7 +310,34 @@ impl ViewRun {
             }
             break;
         }
+        written(&mut writing, &mut last, &events).await?;
         p.reach(end);
         Ok((p, last, false))
     }
+}
+
+/// A grouped view's checkpoint being written, and how long processing
+/// stopped for it.
+struct Writing {
+    view: String,
+    task: tokio::task::JoinHandle<Result<CheckpointRecord>>,
+    pause: Duration,
+}
+
+/// Wait for the checkpoint being written, if any, and report it.
+async fn written(
+    writing: &mut Option<Writing>,
+    last: &mut Option<(u64, u64)>,
+    events: &tokio::sync::mpsc::UnboundedSender<ReplayEvent>,
+) -> Result<()> {
+    let Some(Writing { view, task, pause }) = writing.take() else {
+        return Ok(());
+    };
+    let record = task.await.map_err(|e| {
+        StrataError::Kappa(format!("view '{view}': a checkpoint's write failed: {e}"))
+    })??;
+    tracing::debug!(view = %view, seq = record.seq, pause_ms = pause.as_millis() as u64, "checkpoint published");
+    *last = Some((record.seq, record.rows));
+    let _ = events.send(ReplayEvent::Checkpoint { record, pause });
+    Ok(())
 }
