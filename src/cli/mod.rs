@@ -69,7 +69,9 @@ pub enum Command {
     },
     /// Run SQL over the streams at their latest commit.
     Query {
-        /// The SQL statement (read-only: no DDL, DML or SET).
+        /// The SQL statement (read-only: no DDL, DML or SET). It may start
+        /// with a `--` comment.
+        #[arg(allow_hyphen_values = true)]
         sql: String,
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,

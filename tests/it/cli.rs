@@ -109,6 +109,23 @@ fn query_formats() {
                 .and(predicate::str::contains("2026-11-01T00:01:00Z")),
         )
         .stderr(predicate::str::contains("2 rows in"));
+    // SQL may start with a comment, before or after the options.
+    for args in [
+        [
+            "query",
+            "--format",
+            "csv",
+            "-- newest first\nSELECT 1 AS one",
+        ],
+        [
+            "query",
+            "-- newest first\nSELECT 1 AS one",
+            "--format",
+            "csv",
+        ],
+    ] {
+        p.cmd().args(args).assert().success().stdout("one\n1\n");
+    }
     // An empty result still shows its columns.
     p.cmd()
         .args([
