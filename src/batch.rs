@@ -245,11 +245,30 @@ pub fn canonical_sort(
         })
         .collect();
     let indices = match columns.as_slice() {
-        [_] => lexsort_to_indices(&columns, None)?,
-        [first, rest @ ..] => sort_by_first_then_ties(first, rest)?,
-        [] => unreachable!("order is not empty"),
+        [first, rest @ ..] if !rest.is_empty() && sorts_alone(first.values.data_type()) => {
+            sort_by_first_then_ties(first, rest)?
+        }
+        _ => lexsort_to_indices(&columns, None)?,
     };
     Ok(take_record_batch(&all, &indices)?)
+}
+
+/// Whether arrow sorts a column of `t` by itself (`sort_to_indices`); the
+/// others (lists, structs, dictionaries, …) are compared only within a
+/// lexicographic sort.
+fn sorts_alone(t: &DataType) -> bool {
+    t.is_primitive()
+        || matches!(
+            t,
+            DataType::Boolean
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+                | DataType::FixedSizeBinary(_)
+        )
 }
 
 /// The indices of a lexicographic sort by `first`, then `rest`: one sort
@@ -754,6 +773,40 @@ mod tests {
         );
         let empty = write(0, &[], "d").await;
         assert_eq!((shape(&empty), empty.rows), (vec![0], 0));
+    }
+
+    /// A first column arrow cannot sort by itself (a list of strings, as
+    /// `array_agg` makes) goes through the lexicographic sort.
+    #[test]
+    fn a_list_first_is_sorted_lexicographically() {
+        use arrow::array::{Int64Array, ListBuilder, StringViewBuilder};
+        let mut lists = ListBuilder::new(StringViewBuilder::new());
+        for v in [&["b"][..], &["a", "c"], &["a"], &["b"]] {
+            for s in v {
+                lists.values().append_value(*s);
+            }
+            lists.append(true);
+        }
+        let lists = lists.finish();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("l", lists.data_type().clone(), true),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(lists),
+                Arc::new(Int64Array::from(vec![2, 3, 4, 1])),
+            ],
+        )
+        .unwrap();
+        let sorted = canonical_sort(&schema, &[0, 1], &[batch]).unwrap();
+        let n = sorted
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(n.values(), &[4, 3, 1, 2]);
     }
 
     proptest::proptest! {

@@ -134,6 +134,9 @@ pub struct CompiledView {
     /// the state schema, DataFusion's version): a checkpoint with another
     /// one is not restored.
     pub fingerprint: String,
+    /// The stream's event-time column: each log file records its range,
+    /// which prunes files a view's filter on it excludes.
+    pub event_time: String,
 }
 
 #[derive(Debug, Clone)]
@@ -479,6 +482,7 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
         }
         let view = with_output(view, &plan, None, &reads)?;
         return Ok(CompiledView {
+            event_time: stream.event_time.clone(),
             fingerprint: fingerprint(&reads, &plan.schema()),
             view,
             kind: PlanKind::Rows { plan },
@@ -579,6 +583,7 @@ async fn compile_inner(view: &ViewDef, stream: &StreamDef) -> Result<CompiledVie
         )));
     }
     Ok(CompiledView {
+        event_time: stream.event_time.clone(),
         fingerprint: fingerprint(&reads, &partial.schema()),
         view,
         kind: PlanKind::Grouped(Box::new(GroupedPlan {

@@ -226,10 +226,9 @@ impl ViewProcessor {
                 self.plan.view.name, self.commits, step.first, step.commit
             )));
         }
-        let stream = &self.plan.view.stream;
         match &self.plan.kind {
             PlanKind::Rows { plan } => {
-                let rows = run_on_files(&Exec::of(ctx), plan, stream, &step.files).await?;
+                let rows = run_on_files(&Exec::of(ctx), plan, &self.plan, &step.files).await?;
                 self.pending.extend(
                     rows.into_iter()
                         .filter(|b| b.num_rows() > 0)
@@ -237,7 +236,8 @@ impl ViewProcessor {
                 );
             }
             PlanKind::Grouped(g) => {
-                let partial = run_on_files(&Exec::of(ctx), &g.partial, stream, &step.files).await?;
+                let partial =
+                    run_on_files(&Exec::of(ctx), &g.partial, &self.plan, &step.files).await?;
                 let state = self.state.as_mut().expect("grouped views have state");
                 for b in &partial {
                     state.merge(b)?;

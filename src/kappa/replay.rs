@@ -291,9 +291,11 @@ impl ViewRun {
                     written(&mut writing, &mut last, &events).await?;
                     let taken = p.take_checkpoint(&ctx).await?;
                     let (store, retain) = (store.clone(), opts.retain);
+                    let task = tokio::spawn(async move { taken.write(&store, retain).await });
                     writing = Some(Writing {
                         view: p.view().name.clone(),
-                        task: tokio::spawn(async move { taken.write(&store, retain).await }),
+                        abort: AbortOnDrop(task.abort_handle()),
+                        task,
                         pause: started.elapsed(),
                     });
                 } else if p.due(&opts.policy) {
@@ -321,7 +323,20 @@ impl ViewRun {
 struct Writing {
     view: String,
     task: tokio::task::JoinHandle<Result<CheckpointRecord>>,
+    /// A replay that stops early (an error, a cancel) stops its write too,
+    /// as it did when the write was inline: files without a record are
+    /// orphans, as after a kill.
+    abort: AbortOnDrop,
     pause: Duration,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Wait for the checkpoint being written, if any, and report it.
@@ -330,7 +345,13 @@ async fn written(
     last: &mut Option<(u64, u64)>,
     events: &tokio::sync::mpsc::UnboundedSender<ReplayEvent>,
 ) -> Result<()> {
-    let Some(Writing { view, task, pause }) = writing.take() else {
+    let Some(Writing {
+        view,
+        task,
+        abort: _abort,
+        pause,
+    }) = writing.take()
+    else {
         return Ok(());
     };
     let record = task.await.map_err(|e| {

@@ -19,8 +19,10 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
-use arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{ScalarValue, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
@@ -99,10 +101,10 @@ impl Operator {
 
     /// Feed `files` of the view's stream (one commit's, or a snapshot's).
     pub async fn apply(&mut self, exec: &Exec, files: &[FileEntry]) -> Result<()> {
-        let stream = self.view.view.stream.clone();
+        let view = self.view.clone();
         match (&self.view.kind, &mut self.state) {
             (PlanKind::Grouped(g), OperatorState::Grouped(state)) => {
-                for b in run_on_files(exec, &g.partial, &stream, files).await? {
+                for b in run_on_files(exec, &g.partial, &view, files).await? {
                     state.merge(&b)?;
                 }
             }
@@ -110,7 +112,7 @@ impl Operator {
                 // One batch per apply, of exactly its rows: a selective
                 // filter leaves many small batches, each with the capacity
                 // of a whole one.
-                let out = run_on_files(exec, plan, &stream, files).await?;
+                let out = run_on_files(exec, plan, &view, files).await?;
                 let out: Vec<RecordBatch> = out.into_iter().filter(|b| b.num_rows() > 0).collect();
                 if let Some(first) = out.first() {
                     let all = arrow::compute::concat_batches(&first.schema(), &out)?;
@@ -182,14 +184,38 @@ impl Operator {
 /// readers are re-bound here to the store of the session that runs it.
 fn rebind(
     plan: &Arc<dyn ExecutionPlan>,
-    stream: &str,
+    view: &CompiledView,
     files: &[FileEntry],
     exec: &Exec,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let partitions = exec.partitions;
+    let stream = view.view.stream.as_str();
+    // Each file's event-time range, from its commit record, as DataFusion
+    // file statistics: a scan whose filter bounds the event time skips the
+    // files outside it without opening them.
+    let mut schema = None;
+    let _ = plan.apply(|node| {
+        if let Some(cfg) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|ds| ds.data_source().downcast_ref::<FileScanConfig>())
+        {
+            schema = Some(cfg.file_schema().clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
     let files: Vec<PartitionedFile> = files
         .iter()
-        .map(|f| PartitionedFile::new(file_path(stream, f).to_string(), f.bytes))
+        .map(|f| {
+            let file = PartitionedFile::new(file_path(stream, f).to_string(), f.bytes);
+            match schema
+                .as_ref()
+                .and_then(|s| file_statistics(s, &view.event_time, f))
+            {
+                Some(statistics) => file.with_statistics(Arc::new(statistics)),
+                None => file,
+            }
+        })
         .collect();
     let file_groups: Vec<FileGroup> = contiguous_groups(files, |f| f.object_meta.size, partitions)
         .into_iter()
@@ -244,6 +270,25 @@ fn rebind(
             ))
         })?
         .data)
+}
+
+/// What the log records of file `f` as DataFusion statistics over the
+/// scan's `schema`: its rows and the range of its `event_time` column
+/// (`None` if the scan does not hold that column as a microsecond
+/// timestamp).
+fn file_statistics(schema: &SchemaRef, event_time: &str, f: &FileEntry) -> Option<Statistics> {
+    let (i, field) = schema.column_with_name(event_time)?;
+    let DataType::Timestamp(TimeUnit::Microsecond, zone) = field.data_type() else {
+        return None;
+    };
+    let at = |us: i64| Precision::Exact(ScalarValue::TimestampMicrosecond(Some(us), zone.clone()));
+    let mut statistics = Statistics::new_unknown(schema);
+    statistics.num_rows = Precision::Exact(usize::try_from(f.rows).ok()?);
+    let column = &mut statistics.column_statistics[i];
+    column.min_value = at(f.min_event_time_us);
+    column.max_value = at(f.max_event_time_us);
+    column.null_count = Precision::Exact(0);
+    Some(statistics)
 }
 
 /// `files` cut into at most `partitions` runs of consecutive files, of
@@ -308,14 +353,13 @@ pub async fn sorted_version(
     if files.is_empty() {
         return Ok(None);
     }
-    let stream = view.view.stream.as_str();
     // Whether the partial aggregate may give up sooner than DataFusion's
     // default: only where every aggregate has its own groups accumulator,
     // which turns rows into states column by column. The others would
     // build an accumulator per row.
     let mut skip_sooner = false;
     let plan = match &view.kind {
-        PlanKind::Rows { plan } => reset_plan_states(rebind(plan, stream, files, exec)?)?,
+        PlanKind::Rows { plan } => reset_plan_states(rebind(plan, view, files, exec)?)?,
         PlanKind::Grouped(g) => {
             let floats = g
                 .state_schema()
@@ -325,7 +369,7 @@ pub async fn sorted_version(
             if floats || view.view.serving == Serving::Merge {
                 return Ok(None);
             }
-            let partial = reset_plan_states(rebind(&g.partial, stream, files, exec)?)?;
+            let partial = reset_plan_states(rebind(&g.partial, view, files, exec)?)?;
             let Some(p) = partial.downcast_ref::<AggregateExec>() else {
                 return Ok(None);
             };
@@ -472,18 +516,19 @@ fn holds_float(t: &DataType) -> bool {
     }
 }
 
-/// Run `plan` over `files` of `stream` and collect its output.
+/// Run `plan` (one of `view`'s) over `files` of its stream and collect its
+/// output.
 pub async fn run_on_files(
     exec: &Exec,
     plan: &Arc<dyn ExecutionPlan>,
-    stream: &str,
+    view: &CompiledView,
     files: &[FileEntry],
 ) -> Result<Vec<RecordBatch>> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
     // Fresh operator state per run: a compiled plan is run again and again.
-    let bound = reset_plan_states(rebind(plan, stream, files, exec)?)?;
+    let bound = reset_plan_states(rebind(plan, view, files, exec)?)?;
     // Partition by partition, in order: the merge order (and so any
     // floating-point rounding) does not depend on thread timing.
     Ok(collect_partitioned(bound, exec.task.clone())

@@ -686,3 +686,50 @@ fn one_partition_runs_every_operator_on_one_partition() {
         "{plan}"
     );
 }
+
+/// A view's filter on the event time skips the log files whose recorded
+/// range lies outside it, without opening them; the answer is the same.
+#[test]
+fn a_filter_on_event_time_skips_the_files_outside_it() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW late AS SELECT country, count(*) AS n FROM orders WHERE ts >= TIMESTAMP '2026-11-03T00:00:00Z' GROUP BY country;\n"
+    ));
+    // Three commits of two events in one hour, on three days: three files.
+    for day in 1..=3 {
+        let f = p.write(
+            &format!("d{day}.ndjson"),
+            (0..2)
+                .map(|i| format!(
+                    "{{\"order_id\":{day}{i},\"ts\":\"2026-11-0{day}T10:0{i}:00Z\",\"country\":\"DE\",\"product\":\"p\",\"quantity\":1,\"amount\":\"1.00\"}}\n"
+                ))
+                .collect::<String>(),
+        );
+        p.cmd()
+            .args(["ingest", "orders", f.to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    let out = p
+        .cmd()
+        .args(["batch", "late"])
+        .env("RUST_LOG", "strata=trace")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let plan = log
+        .split("batch plan of late, run:")
+        .nth(1)
+        .expect("the batch plan in the trace");
+    assert!(
+        plan.contains("files_ranges_pruned_statistics=3 total → 1 matched"),
+        "{plan}"
+    );
+    let served = p
+        .cmd()
+        .args(["query", "--format", "csv", "SELECT country, n FROM late"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&served.stdout), "country,n\nDE,2\n");
+}
