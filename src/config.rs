@@ -304,10 +304,25 @@ impl Config {
             path: path.to_path_buf(),
             message,
         })?;
-        if file.partitions == Some(0) {
+        // Values that cannot mean what they say are refused, not bent.
+        let refused = [
+            (file.partitions == Some(0)).then_some(
+                "partitions = 0: a plan needs at least 1 partition (leave it unset for one per core)",
+            ),
+            (file.retain_versions == 0).then_some(
+                "retain_versions = 0: the served version is always kept (1 keeps only it)",
+            ),
+            (file.kappa.retain_checkpoints == 0).then_some(
+                "[kappa] retain_checkpoints = 0: the served checkpoint is always kept (1 keeps only it)",
+            ),
+            (file.kappa.float_tolerance.is_nan() || file.kappa.float_tolerance < 0.0).then_some(
+                "[kappa] float_tolerance must be 0 or more (a relative tolerance)",
+            ),
+        ];
+        if let Some(message) = refused.into_iter().flatten().next() {
             return Err(StrataError::Config {
                 path: path.to_path_buf(),
-                message: "partitions = 0: a plan needs at least 1 partition (leave it unset for one per core)".into(),
+                message: message.into(),
             });
         }
         Ok(Self {
@@ -315,12 +330,12 @@ impl Config {
             store,
             sql_dir: base.join(&file.sql_dir),
             mode: file.mode,
-            retain_versions: file.retain_versions.max(1),
+            retain_versions: file.retain_versions,
             speed_max_bytes: file.speed_max_bytes,
             partitions: file.partitions,
             log: file.log,
             kappa: KappaConfig {
-                retain_checkpoints: file.kappa.retain_checkpoints.max(1),
+                retain_checkpoints: file.kappa.retain_checkpoints,
                 poll_ms: file.kappa.poll_ms.max(10),
                 ..file.kappa
             },
@@ -544,5 +559,21 @@ mod tests {
             err.contains("/p/strata.toml") && err.contains("partitions = 0"),
             "{err}"
         );
+        for (toml, needle) in [
+            ("retain_versions = 0", "retain_versions = 0"),
+            ("[kappa]\nretain_checkpoints = 0", "retain_checkpoints = 0"),
+            (
+                "[kappa]\nfloat_tolerance = -1.0",
+                "float_tolerance must be 0 or more",
+            ),
+            (
+                "[kappa]\nfloat_tolerance = nan",
+                "float_tolerance must be 0 or more",
+            ),
+        ] {
+            let err = load(toml).unwrap_err().to_string();
+            assert!(err.contains(needle), "{toml}: {err}");
+        }
+        assert_eq!(load("retain_versions = 1").unwrap().retain_versions, 1);
     }
 }

@@ -250,7 +250,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 late_fraction,
                 ..Default::default()
             };
-            let file = std::fs::File::create(&out)?;
+            let file = std::fs::File::create(&out).map_err(|e| {
+                StrataError::Usage(format!("--out {}: cannot create: {e}", out.display()))
+            })?;
             let rows = write_sample(opts, format, file)?;
             println!("wrote {rows} events to {}", out.display());
             Ok(())

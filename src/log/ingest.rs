@@ -260,6 +260,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A CSV reader's error at `name`, located at its line when it names one
+/// ("incorrect number of fields for line 3, …" → `name:3`).
+fn csv_error(name: &str, message: &str) -> StrataError {
+    let message = message.trim_start_matches("Csv error: ");
+    let line = message
+        .split("for line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<u64>().ok());
+    match line {
+        Some(line) => StrataError::input(format!("{name}:{line}"), message),
+        None => StrataError::input(name, message),
+    }
+}
+
 /// All declared columns as nullable strings: the raw schema of text formats.
 fn text_schema(names: &[String]) -> SchemaRef {
     Arc::new(Schema::new(
@@ -308,6 +323,10 @@ impl Reader<'_> {
                 .map_err(|e| self.io_error(e))?;
             if n > 0 {
                 line_no += 1;
+                // A byte-order mark (as some editors write UTF-8) is no data.
+                if line_no == 1 && chunk[start..].starts_with(b"\xEF\xBB\xBF") {
+                    chunk.drain(start..start + 3);
+                }
                 if !chunk[start..].iter().all(u8::is_ascii_whitespace) {
                     row_lines.push(line_no);
                 }
@@ -516,7 +535,7 @@ impl Reader<'_> {
             .with_batch_size(BATCH_ROWS)
             .build_buffered(reader)?;
         for raw in csv_reader {
-            let raw = raw.map_err(|e| StrataError::input(name, e.to_string()))?;
+            let raw = raw.map_err(|e| csv_error(name, &e.to_string()))?;
             let first = self.rows;
             // Line 1 is the header; row i of the input is line i + 2.
             self.emit(&raw, &|i| format!("{name}:{}", first + i as u64 + 2))?;

@@ -126,6 +126,25 @@ fn valid_parquet() -> Vec<u8> {
     out
 }
 
+/// A UTF-8 byte-order mark before the first line is not data.
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let stream = orders();
+    let line = r#"{"order_id":1,"ts":"2026-11-01T00:00:00Z","country":"US","product":"p","quantity":1,"amount":"2.50"}"#;
+    for format in [InputFormat::Ndjson, InputFormat::Csv] {
+        let body = match format {
+            InputFormat::Csv => {
+                "order_id,ts,country,product,quantity,amount\n1,2026-11-01T00:00:00Z,US,p,1,2.50\n"
+                    .to_string()
+            }
+            _ => format!("{line}\n"),
+        };
+        let bytes = [b"\xEF\xBB\xBF".as_slice(), body.as_bytes()].concat();
+        let (rows, _) = read_all(&stream, format, "bom", bytes).unwrap();
+        assert_eq!(rows, 1, "{format:?}");
+    }
+}
+
 /// A CSV file without a header row, or with another separator, is told
 /// so (with the file and line), not which of its values is no column.
 #[test]
@@ -146,6 +165,19 @@ fn a_csv_without_its_header_row_says_so() {
             .to_string();
         assert!(e.contains(needle), "{e}");
     }
+    // A row with too few fields is located at its line.
+    let e = read_all(
+        &stream,
+        InputFormat::Csv,
+        "short.csv",
+        b"order_id,ts,country,product,quantity,amount\n1,2026-11-01T00:00:00Z,US,p,1,2.50\n2,2026-11-01T00:00:00Z,US,p,1\n".to_vec(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("short.csv:3: incorrect number of fields for line 3"),
+        "{e}"
+    );
     // One unknown column among declared ones is still named.
     let e = read_all(
         &stream,
