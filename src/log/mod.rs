@@ -81,6 +81,22 @@ pub struct FileEntry {
     pub max_event_time_us: i64,
     /// SHA-256 of the file's bytes.
     pub sha256: String,
+    /// The column the event-time range is of (`None` in files recorded
+    /// before files recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+}
+
+impl FileEntry {
+    /// The file's event-time range, if it is of `column` (the stream's
+    /// declared event time): a range measured on another column, before
+    /// the declaration changed, bounds nothing.
+    pub fn event_time_range(&self, column: &str) -> Option<(i64, i64)> {
+        self.event_time
+            .as_deref()
+            .is_none_or(|c| c == column)
+            .then_some((self.min_event_time_us, self.max_event_time_us))
+    }
 }
 
 /// A commit record: `log/<stream>/_commits/<N>.json`.

@@ -150,10 +150,14 @@ struct FileStats<'a> {
 }
 
 impl FileStats<'_> {
-    fn times(&self, column: &Column, pick: fn(&FileEntry) -> i64) -> Option<ArrayRef> {
+    /// Each file's bound (`pick` of its range), null (unknown) where its
+    /// range is of another column.
+    fn times(&self, column: &Column, pick: fn((i64, i64)) -> i64) -> Option<ArrayRef> {
         (column.name == self.event_time).then(|| {
-            Arc::new(TimestampMicrosecondArray::from_iter_values(
-                self.files.iter().map(pick),
+            Arc::new(TimestampMicrosecondArray::from_iter(
+                self.files
+                    .iter()
+                    .map(|f| f.event_time_range(self.event_time).map(pick)),
             )) as ArrayRef
         })
     }
@@ -161,11 +165,11 @@ impl FileStats<'_> {
 
 impl PruningStatistics for FileStats<'_> {
     fn min_values(&self, column: &Column) -> Option<ArrayRef> {
-        self.times(column, |f| f.min_event_time_us)
+        self.times(column, |(min, _)| min)
     }
 
     fn max_values(&self, column: &Column) -> Option<ArrayRef> {
-        self.times(column, |f| f.max_event_time_us)
+        self.times(column, |(_, max)| max)
     }
 
     fn num_containers(&self) -> usize {

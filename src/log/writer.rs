@@ -119,6 +119,8 @@ struct OpenFile {
     rows: u64,
     min: i64,
     max: i64,
+    /// The event-time column `min` and `max` are of.
+    event_time: String,
 }
 
 impl OpenFile {
@@ -143,6 +145,7 @@ impl OpenFile {
             rows: 0,
             min: i64::MAX,
             max: i64::MIN,
+            event_time: stream.event_time.clone(),
         })
     }
 
@@ -243,6 +246,7 @@ impl OpenFile {
             min_event_time_us: self.min,
             max_event_time_us: self.max,
             sha256: hex::encode(self.sha256.finalize()),
+            event_time: Some(self.event_time),
         })
     }
 

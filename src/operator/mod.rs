@@ -20,6 +20,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::common::config::ExecutionOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{ScalarValue, Statistics};
@@ -273,10 +274,16 @@ fn rebind(
 }
 
 /// What the log records of file `f` as DataFusion statistics over the
-/// scan's `schema`: its rows and the range of its `event_time` column
-/// (`None` if the scan does not hold that column as a microsecond
-/// timestamp).
+/// scan's `schema`: its rows and the range of its `event_time` column.
+/// `None` if the scan does not hold that column as a microsecond
+/// timestamp, if the range is of another column, or if it is one instant:
+/// DataFusion reads a column whose minimum is its maximum as that value,
+/// and a file's rows must come from the file alone.
 fn file_statistics(schema: &SchemaRef, event_time: &str, f: &FileEntry) -> Option<Statistics> {
+    let (min, max) = f.event_time_range(event_time)?;
+    if min == max {
+        return None;
+    }
     let (i, field) = schema.column_with_name(event_time)?;
     let DataType::Timestamp(TimeUnit::Microsecond, zone) = field.data_type() else {
         return None;
@@ -285,8 +292,8 @@ fn file_statistics(schema: &SchemaRef, event_time: &str, f: &FileEntry) -> Optio
     let mut statistics = Statistics::new_unknown(schema);
     statistics.num_rows = Precision::Exact(usize::try_from(f.rows).ok()?);
     let column = &mut statistics.column_statistics[i];
-    column.min_value = at(f.min_event_time_us);
-    column.max_value = at(f.max_event_time_us);
+    column.min_value = at(min);
+    column.max_value = at(max);
     column.null_count = Precision::Exact(0);
     Some(statistics)
 }
@@ -454,12 +461,21 @@ const SKIP_PARTIAL_AGGREGATION_RATIO: f64 = 0.3;
 /// batches merged, DataFusion's way above 1 MiB), and, if `skip_sooner`,
 /// the partial aggregate skipped above [`SKIP_PARTIAL_AGGREGATION_RATIO`].
 fn version_task(task: &Arc<TaskContext>, skip_sooner: bool) -> Arc<TaskContext> {
+    task_with(task, |options| {
+        options.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
+        if skip_sooner {
+            options.skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
+        }
+    })
+}
+
+/// `task` with `change` made to its execution options.
+fn task_with(
+    task: &Arc<TaskContext>,
+    change: impl FnOnce(&mut ExecutionOptions),
+) -> Arc<TaskContext> {
     let mut config = task.session_config().clone();
-    let options = &mut config.options_mut().execution;
-    options.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
-    if skip_sooner {
-        options.skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
-    }
+    change(&mut config.options_mut().execution);
     Arc::new(TaskContext::new(
         task.task_id(),
         task.session_id(),
@@ -530,8 +546,13 @@ pub async fn run_on_files(
     // Fresh operator state per run: a compiled plan is run again and again.
     let bound = reset_plan_states(rebind(plan, view, files, exec)?)?;
     // Partition by partition, in order: the merge order (and so any
-    // floating-point rounding) does not depend on thread timing.
-    Ok(collect_partitioned(bound, exec.task.clone())
+    // floating-point rounding) does not depend on thread timing. So each
+    // partition reads its own files: DataFusion would let an idle one take
+    // a sibling's, and which rows a partition holds would depend on timing.
+    let task = task_with(&exec.task, |options| {
+        options.enable_file_stream_work_stealing = false;
+    });
+    Ok(collect_partitioned(bound, task)
         .await?
         .into_iter()
         .flatten()

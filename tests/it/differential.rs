@@ -76,8 +76,7 @@ const WHERES: &[&str] = &[
     "k1 <> 'b'",
     "flag OR k2 < 3",
     "amount * 2 - 50 > 100",
-    // On the event time: the files of the hours outside are skipped
-    // (appended: the saved cases keep their meaning).
+    // On the event time: the files of the hours outside are skipped.
     "ts >= TIMESTAMP '2026-11-01T03:00:00Z'",
     "ts < TIMESTAMP '2026-11-01T02:30:00Z'",
 ];

@@ -467,3 +467,41 @@ fn a_log_written_with_zoned_timestamps_still_opens_and_serves() {
     );
     p.run(&["check"]);
 }
+
+/// A file's recorded event-time range is of the column that was the event
+/// time when it was written: declared on another column later, it prunes
+/// nothing and rewrites nothing (queries and views read every file).
+#[test]
+fn a_changed_event_time_does_not_prune_by_the_old_ranges() {
+    let p = Project::new(
+        "CREATE TABLE ev (id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, t2 TIMESTAMP NOT NULL) WITH (event_time = 'ts', partition = 'day');\n\
+         CREATE MATERIALIZED VIEW recent AS SELECT id, t2 FROM ev WHERE t2 >= TIMESTAMP '2026-01-01T00:00:00Z';\n\
+         CREATE MATERIALIZED VIEW old AS SELECT id FROM ev WHERE t2 < TIMESTAMP '2026-01-01T00:00:00Z';\n",
+    );
+    // One file per commit, each of one event time (ts) and one t2.
+    for (id, t2) in [
+        (1, "2026-03-01"),
+        (2, "2025-03-01"),
+        (3, "2026-02-01"),
+        (4, "2026-02-02"),
+    ] {
+        let events = format!(
+            "{{\"id\":{id},\"ts\":\"2026-01-05T10:00:00Z\",\"t2\":\"{t2}T00:00:00Z\"}}\n{{\"id\":{id}0,\"ts\":\"2026-01-05T11:00:00Z\",\"t2\":\"{t2}T00:00:00Z\"}}\n"
+        );
+        ingest(&p, "ev", &events);
+    }
+    redefine(&p, "event_time = 'ts'", "event_time = 't2'");
+    p.cmd().args(["batch"]).assert().success();
+    assert_eq!(
+        csv(&p, "SELECT id, t2 FROM recent ORDER BY id"),
+        "id,t2\n1,2026-03-01T00:00:00Z\n3,2026-02-01T00:00:00Z\n4,2026-02-02T00:00:00Z\n10,2026-03-01T00:00:00Z\n30,2026-02-01T00:00:00Z\n40,2026-02-02T00:00:00Z\n"
+    );
+    assert_eq!(csv(&p, "SELECT id FROM old ORDER BY id"), "id\n2\n20\n");
+    assert_eq!(
+        csv(
+            &p,
+            "SELECT count(*) AS n FROM ev WHERE t2 < TIMESTAMP '2026-01-01T00:00:00Z'"
+        ),
+        "n\n2\n"
+    );
+}
