@@ -69,7 +69,7 @@ use crate::error::{Result, StrataError};
 pub const COMMIT_FORMAT: u32 = 1;
 
 /// One Parquet file added by a commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileEntry {
     /// Path relative to the stream's directory, e.g. `date=2026-11-01/hour=13/<uuid>.parquet`.
     pub path: String,
@@ -86,6 +86,23 @@ pub struct FileEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
 }
+
+/// The same file with the same recorded facts. `event_time` is left out:
+/// a binary from before files recorded it reads and writes records
+/// without it (a log checkpoint, a compaction naming the steps it
+/// supersedes), and those must still match the records that have it.
+impl PartialEq for FileEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.rows == other.rows
+            && self.bytes == other.bytes
+            && self.min_event_time_us == other.min_event_time_us
+            && self.max_event_time_us == other.max_event_time_us
+            && self.sha256 == other.sha256
+    }
+}
+
+impl Eq for FileEntry {}
 
 impl FileEntry {
     /// The file's event-time range, if it is of `column` (the stream's
@@ -594,5 +611,36 @@ impl StreamLog {
         checkpoint::write(&self.store, &c).await?;
         self.checkpointed = Some(c.commit);
         Ok(Some(c.commit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileEntry;
+
+    /// A record written before files recorded their event-time column
+    /// names the same file; its range is taken to be of the declared one.
+    #[test]
+    fn a_file_entry_without_its_event_time_column_is_the_same_file() {
+        let old = r#"{"path":"p","rows":1,"bytes":2,"min_event_time_us":3,"max_event_time_us":4,"sha256":"x"}"#;
+        let old: FileEntry = serde_json::from_str(old).unwrap();
+        let new = FileEntry {
+            event_time: Some("ts".into()),
+            ..old.clone()
+        };
+        assert_eq!(new, old);
+        assert_ne!(
+            FileEntry {
+                sha256: "y".into(),
+                ..old.clone()
+            },
+            old
+        );
+        assert_eq!(new.event_time_range("ts"), Some((3, 4)));
+        assert_eq!(new.event_time_range("t2"), None);
+        assert_eq!(old.event_time_range("t2"), Some((3, 4)));
+        assert!(!serde_json::to_string(&old)
+            .unwrap()
+            .contains("event_time\""));
     }
 }
