@@ -321,11 +321,6 @@ impl ViewProcessor {
         Ok((record, started.elapsed()))
     }
 
-    /// Whether this replay may build on `r` (see [`Writer::usable`]).
-    fn usable(&self, r: &CheckpointRecord) -> bool {
-        self.writer().usable(r)
-    }
-
     /// Take `r` (another replay's, reflecting at least as many commits) as
     /// this replay's checkpoint. A row view continues from it; a grouped
     /// view keeps its own state, which equals `r`'s at the same commit.
@@ -375,39 +370,34 @@ impl ViewProcessor {
         let mut base_lost = false;
         let mut seq = 0;
         for _ in 0..MAX_CHECKPOINT_ATTEMPTS {
-            let (seqs, records) = read_checkpoints(store, &view.name).await?;
-            seq = seqs.last().map_or(1, |s| s + 1);
-            let preferred = records
-                .iter()
-                .filter(|r| self.usable(r))
-                .max_by_key(|r| (r.commits, r.seq));
+            let preferred;
+            (seq, preferred) = self.writer().next_and_preferred(store).await?;
+            let preferred = preferred.as_ref();
             if let Some(r) = preferred {
                 if r.commits >= self.commits && (r.writer_id != self.writer_id || base_lost) {
                     return Ok(self.adopt(r));
                 }
             }
-            {
-                match preferred {
-                    Some(r)
-                        if Some(r) != self.base.as_ref()
-                            && (self.base_commits()..self.commits).contains(&r.commits)
-                            && self.cuts_at(r.commits) =>
-                    {
-                        self.rebase(r)
-                    }
-                    _ if base_lost => {
-                        return Err(StrataError::Kappa(format!(
-                            "view '{}': checkpoint {} that this replay continues was retired by another replay, and no other reflects between {} and {} commits; replay again",
-                            view.name,
-                            self.base.as_ref().map_or(0, |b| b.seq),
-                            self.base_commits(),
-                            self.commits
-                        )))
-                    }
-                    _ => {}
+            match preferred {
+                Some(r)
+                    if Some(r) != self.base.as_ref()
+                        && (self.base_commits()..self.commits).contains(&r.commits)
+                        && self.cuts_at(r.commits) =>
+                {
+                    self.rebase(r)
                 }
-                base_lost = false;
+                _ if base_lost => {
+                    return Err(StrataError::Kappa(format!(
+                        "view '{}': checkpoint {} that this replay continues was retired by another replay, and no other reflects between {} and {} commits; replay again",
+                        view.name,
+                        self.base.as_ref().map_or(0, |b| b.seq),
+                        self.base_commits(),
+                        self.commits
+                    )))
+                }
+                _ => {}
             }
+            base_lost = false;
             // A row view names its base's files again: pin them, then make
             // sure the base still stands (it is not retired under us).
             let pinned = match &self.base {
@@ -429,23 +419,15 @@ impl ViewProcessor {
                 }
                 _ => None,
             };
-            let t2 = Instant::now();
-            let attempt = self.write_attempt(store, seq).await;
-            tracing::debug!(view = %view.name, write_ms = t2.elapsed().as_millis() as u64, "checkpoint written");
-            let published = match &attempt {
-                Ok(a) => publish(store, &a.record).await,
-                Err(_) => Ok(false),
+            let unpinned = async {
+                if let Some(pinned) = &pinned {
+                    unpin(store, pinned).await;
+                }
             };
-            if let Some(pinned) = &pinned {
-                unpin(store, pinned).await;
-            }
-            let attempt = attempt?;
-            if !published? {
-                // Lost the number: nothing names these files, nothing will.
-                remove_unnamed(store, &attempt.fresh).await;
+            let attempt = self.write_attempt(store, seq);
+            let Some(record) = publish_attempt(store, &view.name, attempt, unpinned).await? else {
                 continue;
-            }
-            let record = attempt.record;
+            };
             self.pending.clear();
             self.base = Some(record.clone());
             retire_checkpoints(store, &view, retain).await?;
@@ -522,6 +504,32 @@ impl ViewProcessor {
     }
 }
 
+/// Write a checkpoint attempt (`attempt`), put its record if the number is
+/// still free, then run `after` (whatever the outcome). `None` if another
+/// replay took the number: nothing names the attempt's files, nothing
+/// will, and they are removed.
+async fn publish_attempt(
+    store: &Arc<dyn ObjectStore>,
+    view: &str,
+    attempt: impl std::future::Future<Output = Result<Attempt>>,
+    after: impl std::future::Future<Output = ()>,
+) -> Result<Option<CheckpointRecord>> {
+    let started = Instant::now();
+    let attempt = attempt.await;
+    tracing::debug!(view = %view, write_ms = started.elapsed().as_millis() as u64, "checkpoint written");
+    let published = match &attempt {
+        Ok(a) => publish(store, &a.record).await,
+        Err(_) => Ok(false),
+    };
+    after.await;
+    let attempt = attempt?;
+    if !published? {
+        remove_unnamed(store, &attempt.fresh).await;
+        return Ok(None);
+    }
+    Ok(Some(attempt.record))
+}
+
 /// Whose checkpoints a replay builds on, and under which name it writes.
 #[derive(Clone)]
 struct Writer {
@@ -533,6 +541,21 @@ struct Writer {
 }
 
 impl Writer {
+    /// The number the next checkpoint of the view takes, and the checkpoint
+    /// this replay may build on that reflects the most commits (the newest
+    /// of those).
+    async fn next_and_preferred(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+    ) -> Result<(u64, Option<CheckpointRecord>)> {
+        let (seqs, records) = read_checkpoints(store, &self.plan.view.name).await?;
+        let preferred = records
+            .into_iter()
+            .filter(|r| self.usable(r))
+            .max_by_key(|r| (r.commits, r.seq));
+        Ok((seqs.last().map_or(1, |s| s + 1), preferred))
+    }
+
     /// Whether the replay may build on `r`: the current definition and
     /// state layout, within the limit, and its own unless it trusts others.
     fn usable(&self, r: &CheckpointRecord) -> bool {
@@ -592,32 +615,19 @@ impl GroupedCheckpoint {
         let view = &self.writer.plan.view;
         let mut seq = 0;
         for _ in 0..MAX_CHECKPOINT_ATTEMPTS {
-            let (seqs, records) = read_checkpoints(store, &view.name).await?;
-            seq = seqs.last().map_or(1, |s| s + 1);
-            let preferred = records
-                .iter()
-                .filter(|r| self.writer.usable(r))
-                .max_by_key(|r| (r.commits, r.seq));
+            let preferred;
+            (seq, preferred) = self.writer.next_and_preferred(store).await?;
             if let Some(r) = preferred {
                 if r.commits >= self.commits && r.writer_id != self.writer.writer_id {
-                    return Ok(r.clone());
+                    return Ok(r);
                 }
             }
-            let t2 = Instant::now();
-            let attempt = self.write_attempt(store, seq).await;
-            tracing::debug!(view = %view.name, write_ms = t2.elapsed().as_millis() as u64, "checkpoint written");
-            let published = match &attempt {
-                Ok(a) => publish(store, &a.record).await,
-                Err(_) => Ok(false),
-            };
-            let attempt = attempt?;
-            if !published? {
-                // Lost the number: nothing names these files, nothing will.
-                remove_unnamed(store, &attempt.fresh).await;
+            let attempt = self.write_attempt(store, seq);
+            let Some(record) = publish_attempt(store, &view.name, attempt, async {}).await? else {
                 continue;
-            }
+            };
             retire_checkpoints(store, view, retain).await?;
-            return Ok(attempt.record);
+            return Ok(record);
         }
         Err(StrataError::CheckpointConflict {
             view: view.name.clone(),

@@ -664,19 +664,7 @@ fn one_partition_runs_every_operator_on_one_partition() {
         .args(["ingest", "orders", f.to_str().unwrap()])
         .assert()
         .success();
-    let out = p
-        .cmd()
-        .args(["batch", "v"])
-        .env("RUST_LOG", "strata=trace")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let log = String::from_utf8_lossy(&out.stderr);
-    let plan = log
-        .split("batch plan of v, run:")
-        .nth(1)
-        .expect("the batch plan in the trace");
+    let plan = traced_batch_plan(&p, "v");
     assert!(plan.contains("Hash("), "{plan}");
     assert!(!plan.contains("RoundRobinBatch"), "{plan}");
     assert!(
@@ -709,19 +697,7 @@ fn a_filter_on_event_time_skips_the_files_outside_it() {
             .assert()
             .success();
     }
-    let out = p
-        .cmd()
-        .args(["batch", "late"])
-        .env("RUST_LOG", "strata=trace")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let log = String::from_utf8_lossy(&out.stderr);
-    let plan = log
-        .split("batch plan of late, run:")
-        .nth(1)
-        .expect("the batch plan in the trace");
+    let plan = traced_batch_plan(&p, "late");
     assert!(
         plan.contains("files_ranges_pruned_statistics=3 total → 1 matched"),
         "{plan}"
@@ -732,4 +708,22 @@ fn a_filter_on_event_time_skips_the_files_outside_it() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&served.stdout), "country,n\nDE,2\n");
+}
+
+/// The plan `strata batch VIEW` ran, with each operator's metrics (its
+/// trace log).
+fn traced_batch_plan(p: &Project, view: &str) -> String {
+    let out = p
+        .cmd()
+        .args(["batch", view])
+        .env("RUST_LOG", "strata=trace")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    log.split(&format!("batch plan of {view}, run:"))
+        .nth(1)
+        .expect("the batch plan in the trace")
+        .to_string()
 }
