@@ -40,7 +40,6 @@ use arrow::compute::{
     lexsort_to_indices, sort_to_indices, take_record_batch, LexicographicalComparator, SortColumn,
     SortOptions,
 };
-
 use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
 use datafusion::common::cast::as_boolean_array;

@@ -731,8 +731,6 @@ fn output_key(
                 "RepartitionExec",
                 "SortExec",
                 "SortPreservingMergeExec",
-                "GlobalLimitExec",
-                "LocalLimitExec",
                 "BoundedWindowAggExec",
                 "WindowAggExec",
             ];
