@@ -40,6 +40,7 @@ pub mod compact;
 mod convert;
 mod covered;
 mod ingest;
+pub mod ranges;
 mod records;
 pub mod schema;
 mod snapshot;
@@ -50,6 +51,7 @@ pub use append::{append_batches, append_inputs, AppendOutcome, AppendRequest};
 pub use convert::{conform, sql_type_name};
 pub use covered::Covered;
 pub use ingest::{read_input, InputFormat, InputSource, ReadOptions};
+pub use ranges::ColumnRange;
 pub use records::{read_if_exists, Created, RecordDir};
 pub use schema::{ColumnRecord, SchemaEpoch};
 pub use snapshot::{Snapshot, Step};
@@ -85,11 +87,15 @@ pub struct FileEntry {
     /// before files recorded it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
+    /// The exact range of each of its other columns that has one
+    /// ([`ranges`]; empty in files recorded before files recorded them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<ColumnRange>,
 }
 
-/// The same file with the same recorded facts. `event_time` is left out:
-/// a binary from before files recorded it reads and writes records
-/// without it (a log checkpoint, a compaction naming the steps it
+/// The same file with the same recorded facts. `event_time` and `ranges`
+/// are left out: a binary from before files recorded them reads and writes
+/// records without them (a log checkpoint, a compaction naming the steps it
 /// supersedes), and those must still match the records that have it.
 impl PartialEq for FileEntry {
     fn eq(&self, other: &Self) -> bool {
@@ -626,6 +632,11 @@ mod tests {
         let old: FileEntry = serde_json::from_str(old).unwrap();
         let new = FileEntry {
             event_time: Some("ts".into()),
+            ranges: vec![super::ColumnRange {
+                column: "id".into(),
+                min: "1".into(),
+                max: "2".into(),
+            }],
             ..old.clone()
         };
         assert_eq!(new, old);
@@ -642,5 +653,8 @@ mod tests {
         assert!(!serde_json::to_string(&old)
             .unwrap()
             .contains("event_time\""));
+        assert!(!serde_json::to_string(&old).unwrap().contains("ranges"));
+        let back: FileEntry = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back.ranges, new.ranges);
     }
 }

@@ -1,11 +1,11 @@
 //! A stream snapshot as a DataFusion table: exactly the files its commits
 //! name (never a directory listing), with files pruned by their recorded
-//! event-time range before any is opened.
+//! event-time and column ranges before any is opened.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, TimestampMicrosecondArray, UInt64Array};
+use arrow::array::{ArrayRef, BooleanArray, UInt64Array};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -63,6 +63,7 @@ impl LogTable {
             Ok(p) => p.prune(&FileStats {
                 files: &self.files,
                 event_time: &self.stream.event_time,
+                schema: &self.schema,
             })?,
             // A predicate the pruner cannot use prunes nothing.
             Err(_) => vec![true; self.files.len()],
@@ -117,7 +118,7 @@ impl TableProvider for LogTable {
         &self,
         filters: &[&Expr],
     ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        // Files are pruned by event time, and row groups by the Parquet
+        // Files are pruned by their recorded ranges, and row groups by the Parquet
         // reader, but rows are not filtered exactly: keep the filter above.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -143,33 +144,50 @@ pub async fn parquet_scan(
     format.create_physical_plan(state, config).await
 }
 
-/// Each file's recorded event-time range as pruning statistics.
+/// Each file's recorded event-time range and column ranges as pruning
+/// statistics.
 struct FileStats<'a> {
     files: &'a [FileEntry],
     event_time: &'a str,
+    /// What scans read: the types the bounds are of.
+    schema: &'a SchemaRef,
 }
 
 impl FileStats<'_> {
-    /// Each file's bound (`pick` of its range), null (unknown) where its
-    /// range is of another column.
-    fn times(&self, column: &Column, pick: fn((i64, i64)) -> i64) -> Option<ArrayRef> {
-        (column.name == self.event_time).then(|| {
-            Arc::new(TimestampMicrosecondArray::from_iter(
-                self.files
-                    .iter()
-                    .map(|f| f.event_time_range(self.event_time).map(pick)),
-            )) as ArrayRef
-        })
+    /// Each file's bound of `column` (`max` or min), null (unknown) where
+    /// it has none; `None` if no file has one.
+    fn bounds(&self, column: &Column, max: bool) -> Option<ArrayRef> {
+        let data_type = self.schema.field_with_name(&column.name).ok()?.data_type();
+        let null = ScalarValue::try_new_null(data_type).ok()?;
+        let mut known = false;
+        let values: Vec<ScalarValue> = self
+            .files
+            .iter()
+            .map(
+                |f| match f.range(&column.name, data_type, self.event_time) {
+                    Some((lo, hi)) => {
+                        known = true;
+                        if max {
+                            hi
+                        } else {
+                            lo
+                        }
+                    }
+                    None => null.clone(),
+                },
+            )
+            .collect();
+        known.then(|| ScalarValue::iter_to_array(values).ok())?
     }
 }
 
 impl PruningStatistics for FileStats<'_> {
     fn min_values(&self, column: &Column) -> Option<ArrayRef> {
-        self.times(column, |(min, _)| min)
+        self.bounds(column, false)
     }
 
     fn max_values(&self, column: &Column) -> Option<ArrayRef> {
-        self.times(column, |(_, max)| max)
+        self.bounds(column, true)
     }
 
     fn num_containers(&self) -> usize {

@@ -37,6 +37,7 @@ use parquet::file::properties::{WriterProperties, WriterVersion};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::ranges::file_ranges;
 use super::{file_path, stream_dir, FileEntry};
 use crate::catalog::{Partitioning, StreamDef};
 use crate::error::Result;
@@ -121,6 +122,8 @@ struct OpenFile {
     max: i64,
     /// The event-time column `min` and `max` are of.
     event_time: String,
+    /// The schema the file is written with.
+    schema: arrow::datatypes::SchemaRef,
 }
 
 impl OpenFile {
@@ -146,6 +149,7 @@ impl OpenFile {
             min: i64::MAX,
             max: i64::MIN,
             event_time: stream.event_time.clone(),
+            schema: stream.schema.clone(),
         })
     }
 
@@ -236,7 +240,8 @@ impl OpenFile {
         if self.pending_rows > 0 {
             self.encode(self.pending_rows).await?;
         }
-        self.writer.finish()?;
+        let metadata = self.writer.finish()?;
+        let ranges = file_ranges(&self.schema, &metadata, &self.event_time);
         self.drain().await?;
         self.upload.shutdown().await?;
         Ok(FileEntry {
@@ -247,6 +252,7 @@ impl OpenFile {
             max_event_time_us: self.max,
             sha256: hex::encode(self.sha256.finalize()),
             event_time: Some(self.event_time),
+            ranges,
         })
     }
 

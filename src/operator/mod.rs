@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ExecutionOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{ScalarValue, Statistics};
+use datafusion::common::Statistics;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
@@ -191,9 +191,9 @@ fn rebind(
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let partitions = exec.partitions;
     let stream = view.view.stream.as_str();
-    // Each file's event-time range, from its commit record, as DataFusion
-    // file statistics: a scan whose filter bounds the event time skips the
-    // files outside it without opening them.
+    // Each file's event-time and column ranges, from its commit record, as
+    // DataFusion file statistics: a scan whose filter bounds a ranged
+    // column skips the files outside it without opening them.
     let mut schema = None;
     let _ = plan.apply(|node| {
         if let Some(cfg) = node
@@ -209,11 +209,8 @@ fn rebind(
         .iter()
         .map(|f| {
             let file = PartitionedFile::new(file_path(stream, f).to_string(), f.bytes);
-            match schema
-                .as_ref()
-                .and_then(|s| file_statistics(s, &view.event_time, f))
-            {
-                Some(statistics) => file.with_statistics(Arc::new(statistics)),
+            match &schema {
+                Some(s) => file.with_statistics(Arc::new(file_statistics(s, &view.event_time, f))),
                 None => file,
             }
         })
@@ -273,29 +270,35 @@ fn rebind(
         .data)
 }
 
-/// What the log records of file `f` as DataFusion statistics over the
-/// scan's `schema`: its rows and the range of its `event_time` column.
-/// `None` if the scan does not hold that column as a microsecond
-/// timestamp, if the range is of another column, or if it is one instant:
-/// DataFusion reads a column whose minimum is its maximum as that value,
-/// and a file's rows must come from the file alone.
-fn file_statistics(schema: &SchemaRef, event_time: &str, f: &FileEntry) -> Option<Statistics> {
-    let (min, max) = f.event_time_range(event_time)?;
-    if min == max {
-        return None;
-    }
-    let (i, field) = schema.column_with_name(event_time)?;
-    let DataType::Timestamp(TimeUnit::Microsecond, zone) = field.data_type() else {
-        return None;
-    };
-    let at = |us: i64| Precision::Exact(ScalarValue::TimestampMicrosecond(Some(us), zone.clone()));
+/// A log file's statistics from its commit record, for the files of a
+/// scan's `schema`: its rows, the range of its `event_time` column and the
+/// ranges of its other columns. A range whose minimum is its maximum gets
+/// no null count: DataFusion would read that column as the value, and a
+/// file's rows must come from the file alone.
+fn file_statistics(schema: &SchemaRef, event_time: &str, f: &FileEntry) -> Statistics {
     let mut statistics = Statistics::new_unknown(schema);
-    statistics.num_rows = Precision::Exact(usize::try_from(f.rows).ok()?);
-    let column = &mut statistics.column_statistics[i];
-    column.min_value = at(min);
-    column.max_value = at(max);
-    column.null_count = Precision::Exact(0);
-    Some(statistics)
+    if let Ok(rows) = usize::try_from(f.rows) {
+        statistics.num_rows = Precision::Exact(rows);
+    }
+    for (field, column) in schema
+        .fields()
+        .iter()
+        .zip(&mut statistics.column_statistics)
+    {
+        let Some((min, max)) = f.range(field.name(), field.data_type(), event_time) else {
+            continue;
+        };
+        // The event time is NOT NULL; other columns' nulls are not counted.
+        let event = field.name() == event_time && f.event_time_range(event_time).is_some();
+        column.null_count = if min != max && event {
+            Precision::Exact(0)
+        } else {
+            Precision::Absent
+        };
+        column.min_value = Precision::Exact(min);
+        column.max_value = Precision::Exact(max);
+    }
+    statistics
 }
 
 /// `files` cut into at most `partitions` runs of consecutive files, of

@@ -79,6 +79,12 @@ const WHERES: &[&str] = &[
     // On the event time: the files of the hours outside are skipped.
     "ts >= TIMESTAMP '2026-11-01T03:00:00Z'",
     "ts < TIMESTAMP '2026-11-01T02:30:00Z'",
+    // On the other columns: the files outside their recorded ranges are
+    // skipped too.
+    "k1 = 'c'",
+    "k2 BETWEEN 2 AND 4",
+    "amount <= 250",
+    "k1 IN ('a', 'd') AND NOT (k2 > 5)",
 ];
 
 /// HAVING conditions, with the aggregate each needs as a column `hv` of

@@ -710,6 +710,70 @@ fn a_filter_on_event_time_skips_the_files_outside_it() {
     assert_eq!(String::from_utf8_lossy(&served.stdout), "country,n\nDE,2\n");
 }
 
+/// A filter on any column with a recorded range (a string, an integer, a
+/// decimal) skips the files outside it, in a view and in a query of the
+/// stream, and the rows are still all there.
+#[test]
+fn a_filter_on_a_ranged_column_skips_the_files_outside_it() {
+    let p = Project::new(&format!(
+        "{ORDERS_SQL}
+CREATE MATERIALIZED VIEW fr AS SELECT product, count(*) AS n FROM orders WHERE country = 'FR' GROUP BY product;
+CREATE MATERIALIZED VIEW mid AS SELECT order_id, amount FROM orders WHERE order_id BETWEEN 20 AND 29 AND amount > 2.10;
+"
+    ));
+    // Three commits, one per day, of other countries, ids and amounts.
+    for (day, country) in [(1, "DE"), (2, "DE"), (3, "FR")] {
+        let f = p.write(
+            &format!("d{day}.ndjson"),
+            (0..3)
+                .map(|i| format!(
+                    "{{\"order_id\":{day}{i},\"ts\":\"2026-11-0{day}T10:0{i}:00Z\",\"country\":\"{country}\",\"product\":\"p{i}\",\"quantity\":1,\"amount\":\"{day}.{i}0\"}}\n"
+                ))
+                .collect::<String>(),
+        );
+        p.cmd()
+            .args(["ingest", "orders", f.to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    for view in ["fr", "mid"] {
+        let plan = traced_batch_plan(&p, view);
+        assert!(
+            plan.contains("files_ranges_pruned_statistics=3 total → 1 matched"),
+            "{view}: {plan}"
+        );
+    }
+    let query = |sql: &str| {
+        let out = p
+            .cmd()
+            .args(["query", "--format", "csv", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(
+        query("SELECT product, n FROM fr ORDER BY product"),
+        "product,n\np0,1\np1,1\np2,1\n"
+    );
+    assert_eq!(
+        query("SELECT order_id, amount FROM mid ORDER BY order_id"),
+        "order_id,amount\n22,2.20\n"
+    );
+    // The stream's own table reads one file of three.
+    let plan = query("EXPLAIN SELECT count(*) FROM orders WHERE amount < 1.50");
+    assert!(plan.contains("file_groups={1 group: [["), "{plan}");
+    assert!(!plan.contains(".parquet, "), "one file: {plan}");
+    assert_eq!(
+        query("SELECT count(*) AS n FROM orders WHERE amount < 1.50"),
+        "n\n3\n"
+    );
+}
+
 /// The plan `strata batch VIEW` ran, with each operator's metrics (its
 /// trace log).
 fn traced_batch_plan(p: &Project, view: &str) -> String {
