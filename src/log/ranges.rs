@@ -198,7 +198,6 @@ mod tests {
         ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
         RecordBatch, StringArray, TimestampMicrosecondArray,
     };
-    use arrow::datatypes::Field;
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
 
