@@ -266,14 +266,15 @@ impl Strata {
 
     /// A session with the strata store registered (and, on S3, the
     /// store's bucket as `s3://BUCKET`, for external Parquet), with the
-    /// unchecked decimal kernels views have (`catalog::decimal`).
+    /// unchecked decimal kernels views have (`catalog::decimal`) and scans
+    /// pruned only through casts that keep order (`log::pruning`).
     pub fn new_session(&self) -> Result<SessionContext> {
         let state = SessionStateBuilder::new()
             .with_config(self.config.session_config().with_information_schema(true))
             .with_default_features()
             .build();
-        let ctx =
-            SessionContext::new_with_state(crate::catalog::decimal::with_unchecked_decimals(state));
+        let state = crate::catalog::decimal::with_unchecked_decimals(state);
+        let ctx = SessionContext::new_with_state(crate::log::pruning::with_safe_pruning(state));
         ctx.register_object_store(
             ObjectStoreUrl::parse(STORE_URL)?.as_ref(),
             self.store.clone(),

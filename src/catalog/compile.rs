@@ -255,11 +255,11 @@ impl CompiledView {
 /// aggregations (which could not be maintained commit by commit), and
 /// the optimizer's other rewrites are the same for every layer. Decimal
 /// arithmetic skips its per-value overflow check where the operands prove
-/// it cannot overflow (`decimal`).
+/// it cannot overflow (`decimal`), and scans prune only through casts that
+/// keep order (`log::pruning`).
 pub fn view_session() -> SessionContext {
-    SessionContext::new_with_state(super::decimal::with_unchecked_decimals(
-        reference_session().state(),
-    ))
+    let state = super::decimal::with_unchecked_decimals(reference_session().state());
+    SessionContext::new_with_state(crate::log::pruning::with_safe_pruning(state))
 }
 
 /// DataFusion configured as [`view_session`] is, without strata's own

@@ -40,6 +40,7 @@ pub mod compact;
 mod convert;
 mod covered;
 mod ingest;
+pub mod pruning;
 pub mod ranges;
 mod records;
 pub mod schema;

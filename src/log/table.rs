@@ -23,6 +23,7 @@ use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::pruning::order_safe;
 use super::{file_path, FileEntry, Snapshot};
 use crate::catalog::StreamDef;
 
@@ -56,18 +57,21 @@ impl LogTable {
         };
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
         let physical = state.create_physical_expr(predicate, &df_schema)?;
-        let keep = match PruningPredicateBuilder::new()
+        let Some(physical) = order_safe(&physical, &schema) else {
+            return Ok(self.files.iter().collect());
+        };
+        let stats = FileStats {
+            files: &self.files,
+            event_time: &self.stream.event_time,
+            schema: &self.schema,
+        };
+        // A predicate the pruner cannot use, or fails to evaluate over the
+        // ranges (a cast that overflows), prunes nothing.
+        let keep = PruningPredicateBuilder::new()
             .with_file_schema(schema)
             .try_build(physical)
-        {
-            Ok(p) => p.prune(&FileStats {
-                files: &self.files,
-                event_time: &self.stream.event_time,
-                schema: &self.schema,
-            })?,
-            // A predicate the pruner cannot use prunes nothing.
-            Err(_) => vec![true; self.files.len()],
-        };
+            .and_then(|p| p.prune(&stats))
+            .unwrap_or_else(|_| vec![true; self.files.len()]);
         Ok(self
             .files
             .iter()
