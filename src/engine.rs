@@ -665,6 +665,25 @@ impl Strata {
     pub async fn status(&mut self) -> Result<Vec<StreamStatus>> {
         status::stream_status(self).await
     }
+
+    /// What is not served, each with why: the streams whose log their
+    /// declaration cannot read (as of their last refresh) and the views
+    /// refused at load.
+    pub fn refusals(&self) -> Vec<status::Refused> {
+        let streams = self.logs.iter().filter_map(|(name, log)| {
+            log.refusal().map(|r| status::Refused {
+                what: "stream",
+                name: name.clone(),
+                reason: r.error(name).to_string(),
+            })
+        });
+        let views = self.catalog.refused.iter().map(|r| status::Refused {
+            what: "view",
+            name: r.view.clone(),
+            reason: r.message.clone(),
+        });
+        streams.chain(views).collect()
+    }
 }
 
 /// The catalog of `config`: views that do not compile are refused alone,

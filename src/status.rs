@@ -88,6 +88,15 @@ pub struct StreamStatus {
     pub max_event_time: Option<String>,
 }
 
+/// A stream or view that is not served, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refused {
+    /// `stream` or `view`.
+    pub what: &'static str,
+    pub name: String,
+    pub reason: String,
+}
+
 /// Per-view summary: batch version, watermark, speed layer, staleness.
 pub(crate) async fn view_status(strata: &mut Strata) -> Result<Vec<ViewStatus>> {
     let snapshots = strata.snapshots().await?;

@@ -17,7 +17,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Span;
+use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer, Word};
 
 use crate::error::{Result, StrataError};
 
@@ -283,7 +283,9 @@ impl Catalog {
         let mut catalog = Catalog::default();
         let mut pending = Vec::new();
         for (path, text) in sources {
-            for (stmt, at) in parse_file(path, text)? {
+            let (statements, unparsed) = parse_file(path, text)?;
+            catalog.refused.extend(unparsed);
+            for (stmt, at) in statements {
                 match stmt {
                     Statement::CreateView(cv) => pending.push((cv, at)),
                     other => catalog.add_statement(other, &at)?,
@@ -389,7 +391,11 @@ impl Catalog {
 
     /// Parse `text` (from `path`) and add its definitions, in order.
     pub fn add_sql(&mut self, path: &Path, text: &str) -> Result<()> {
-        for (stmt, at) in parse_file(path, text)? {
+        let (statements, unparsed) = parse_file(path, text)?;
+        if let Some(r) = unparsed.first() {
+            return Err(r.error());
+        }
+        for (stmt, at) in statements {
             self.add_statement(stmt, &at)?;
         }
         Ok(())
@@ -460,24 +466,105 @@ impl Catalog {
     }
 }
 
-/// The statements of one file, each with where it starts.
-fn parse_file(path: &Path, text: &str) -> Result<Vec<(Statement, SourceLocation)>> {
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, text).map_err(|e| {
-        let msg = e.to_string();
-        let line = line_from_parser_message(&msg).unwrap_or(1);
-        StrataError::definition(path, line, msg.trim_start_matches("sql parser error: "))
-    })?;
-    Ok(statements
-        .into_iter()
-        .map(|stmt| {
-            let line = line_of(ast::Spanned::span(&stmt)).unwrap_or(1);
-            let at = SourceLocation {
-                path: path.to_path_buf(),
-                line,
-            };
-            (stmt, at)
-        })
-        .collect())
+/// A statement and where it starts.
+type Located = (Statement, SourceLocation);
+
+/// The statements of one file, each with where it starts, and the views
+/// whose text does not parse, refused alone (so that a typo in one view
+/// does not stop the others). Any other statement that does not parse is
+/// an error naming its file and line: a stream's definition, or text that
+/// is no statement at all.
+fn parse_file(path: &Path, text: &str) -> Result<(Vec<Located>, Vec<Refused>)> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| StrataError::definition(path, e.location.line.max(1), e.message))?;
+    // One run of tokens per statement, cut at each `;` (the tokenizer
+    // keeps one inside a string or a comment in that token).
+    let mut runs: Vec<Vec<TokenWithSpan>> = vec![Vec::new()];
+    for t in tokens {
+        if t.token == Token::SemiColon {
+            runs.push(Vec::new());
+        } else if let Some(run) = runs.last_mut() {
+            run.push(t);
+        }
+    }
+    let mut statements = Vec::new();
+    let mut refused = Vec::new();
+    for run in runs {
+        let Some(first) = run
+            .iter()
+            .find(|t| !matches!(t.token, Token::Whitespace(_)))
+            .map(|t| t.span.start.line.max(1))
+        else {
+            continue;
+        };
+        let view = view_name(&run);
+        match Parser::new(&dialect)
+            .with_tokens_with_locations(run)
+            .parse_statements()
+        {
+            Ok(parsed) => statements.extend(parsed.into_iter().map(|stmt| {
+                let line = line_of(ast::Spanned::span(&stmt)).unwrap_or(first);
+                let at = SourceLocation {
+                    path: path.to_path_buf(),
+                    line,
+                };
+                (stmt, at)
+            })),
+            Err(e) => {
+                let msg = e.to_string();
+                let line = line_from_parser_message(&msg).unwrap_or(first);
+                let msg = msg.trim_start_matches("sql parser error: ");
+                match view {
+                    Some(view) => refused.push(Refused {
+                        message: StrataError::definition(
+                            path,
+                            line,
+                            format!("view '{view}': {msg}"),
+                        )
+                        .to_string(),
+                        view,
+                    }),
+                    None => return Err(StrataError::definition(path, line, msg)),
+                }
+            }
+        }
+    }
+    Ok((statements, refused))
+}
+
+/// The name a statement's tokens define, if they start as a view's
+/// definition: `CREATE [OR REPLACE] [MATERIALIZED] VIEW [IF NOT EXISTS]
+/// name`.
+fn view_name(run: &[TokenWithSpan]) -> Option<String> {
+    let mut words = run.iter().filter_map(|t| match &t.token {
+        Token::Whitespace(_) => None,
+        Token::Word(w) => Some(Some(w)),
+        _ => Some(None),
+    });
+    let mut next = || words.next().flatten();
+    let keyword = |w: &Word| w.quote_style.is_none().then(|| w.value.to_uppercase());
+    if keyword(next()?)? != "CREATE" {
+        return None;
+    }
+    let mut word = next()?;
+    let mut seen_view = false;
+    loop {
+        match keyword(word).as_deref() {
+            Some("OR" | "REPLACE" | "MATERIALIZED") if !seen_view => {}
+            Some("VIEW") if !seen_view => seen_view = true,
+            Some("IF" | "NOT" | "EXISTS") if seen_view => {}
+            _ if seen_view => break,
+            _ => return None,
+        }
+        word = next()?;
+    }
+    Some(normalize_ident(&ast::Ident {
+        value: word.value.clone(),
+        quote_style: word.quote_style,
+        span: Span::empty(),
+    }))
 }
 
 fn collect_sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -852,6 +939,68 @@ mod tests {
             );
             assert!(e.contains(needle), "{sql}: {e}");
         }
+    }
+
+    /// A view whose text does not parse is refused alone, naming its file
+    /// and line; the views around it are served. A stream's does not parse:
+    /// the whole catalog fails, naming it.
+    #[test]
+    fn a_view_that_does_not_parse_is_refused_alone() {
+        let views = "CREATE MATERIALIZED VIEW good AS SELECT country, count(*) AS n FROM orders GROUP BY country;\n\
+             -- a typo; the ';' in this comment ends nothing\n\
+             CREATE OR REPLACE MATERIALIZED VIEW IF NOT EXISTS \"Typo\" AS SELEC country FROM orders;\n\
+             CREATE VIEW also_good AS SELECT country FROM good WHERE n > 'a;b';\n\
+             CREATE VIEW broken AS SELECT FROM WHERE;\n";
+        let c = Catalog::from_sources(&[
+            (PathBuf::from("streams.sql"), ORDERS.to_string()),
+            (PathBuf::from("views.sql"), views.to_string()),
+        ])
+        .unwrap();
+        let served: Vec<_> = c.views.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(served, ["good", "also_good"]);
+        let refused: Vec<_> = c
+            .refused
+            .iter()
+            .map(|r| (r.view.as_str(), r.message.as_str()))
+            .collect();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!(refused[0].0, "Typo");
+        assert!(
+            refused[0].1.starts_with("views.sql:3: view 'Typo': "),
+            "{}",
+            refused[0].1
+        );
+        assert!(refused[0].1.contains("SELEC"), "{}", refused[0].1);
+        assert_eq!(refused[1].0, "broken");
+        assert!(
+            refused[1].1.starts_with("views.sql:5: "),
+            "{}",
+            refused[1].1
+        );
+        // The lines of the statements after them are their own.
+        assert_eq!(c.view("also_good").unwrap().defined_at.line, 4);
+        let e = c.view("Typo").unwrap_err().to_string();
+        assert!(e.contains("views.sql:3"), "{e}");
+        // A stream's typo, or text that is no definition, fails the load.
+        for (text, line) in [
+            (
+                "CREATE TABLE t (a BIGINT NOT NULL,, ts TIMESTAMP) WITH (event_time = 'ts');",
+                1,
+            ),
+            ("\n\nSELEKT 1;", 3),
+        ] {
+            let e = Catalog::from_sources(&[(PathBuf::from("s.sql"), text.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("s.sql:{line}: ")), "{e}");
+        }
+        let e = Catalog::from_sources(&[(PathBuf::from("s.sql"), "SELECT 'open".to_string())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.sql:1: ") && e.contains("Unterminated"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -194,8 +194,8 @@ pub fn describe(r: &VerifyReport) -> String {
                     "resumed from a checkpoint after {c} commits"
                 ))
         );
-        s += &format!("  batch: {:>8} rows  hash {}\n", b.rows, &b.hash[..16]);
-        s += &format!("  kappa: {:>8} rows  hash {}\n", k.rows, &k.hash[..16]);
+        s += &format!("  batch: {:>8} rows  rows hash {}\n", b.rows, &b.hash[..16]);
+        s += &format!("  kappa: {:>8} rows  rows hash {}\n", k.rows, &k.hash[..16]);
         if r.float_columns.is_empty() {
             s += "  compared: every column exactly\n";
         } else {

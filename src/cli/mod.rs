@@ -109,8 +109,9 @@ pub enum Command {
         #[arg(long)]
         from_scratch: bool,
     },
-    /// Show every stream (commits, rows, event-time range) and view (batch version, watermark, speed layer).
+    /// Show every stream (commits, rows, event-time range) and view (batch version, watermark, speed layer), and what is refused (a stream whose log its declaration cannot read, a view that does not compile) with why.
     Status {
+        /// table: up to three tables (streams, views, refused); csv: the same, a blank line between; json: one object {"streams": [...], "views": [...], "refused": [...]}; ndjson: one object a line, each with "kind" (stream, view or refused) and the same fields as in json.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
@@ -392,9 +393,23 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// After a command over every view (`views` empty): the views refused at
 /// load make it fail, once the others are done.
 fn refused_views(strata: &Strata, views: &[String]) -> Result<()> {
-    match strata.catalog.refused.first() {
-        Some(r) if views.is_empty() => Err(r.error()),
-        _ => Ok(()),
+    if !views.is_empty() {
+        return Ok(());
+    }
+    match strata.catalog.refused.as_slice() {
+        [] => Ok(()),
+        [one] => Err(one.error()),
+        all => Err(StrataError::ViewRefused {
+            view: all[0].view.clone(),
+            message: format!(
+                "{} views were refused:\n  {}",
+                all.len(),
+                all.iter()
+                    .map(|r| r.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+        }),
     }
 }
 
@@ -535,7 +550,7 @@ pub async fn batch(
     let records = records?;
     for r in &records {
         println!(
-            "{}: version {} — {} rows at watermark {} (stream {}), hash {}, {:.2}s",
+            "{}: version {} — {} rows at watermark {} (stream {}), files hash {}, {:.2}s",
             r.view,
             r.version,
             r.rows,
@@ -583,23 +598,76 @@ async fn compact(strata: &mut Strata, streams: &[String], format: OutputFormat) 
 }
 
 pub async fn status(strata: &mut Strata, format: OutputFormat) -> Result<()> {
+    use std::io::Write;
     let streams = strata.status().await?;
     let views = strata.view_status().await?;
+    let refused = strata.refusals();
     let mut out = std::io::stdout().lock();
-    if format == OutputFormat::Json {
-        let doc = serde_json::json!({ "streams": streams, "views": views });
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        use std::io::Write;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let batch = status_batch(&streams)?;
-    print_batches(&batch.schema(), &[batch], format, &mut out)?;
-    if !views.is_empty() {
-        let batch = view_status_batch(&views)?;
-        print_batches(&batch.schema(), &[batch], format, &mut out)?;
+    match format {
+        OutputFormat::Json => {
+            let doc = serde_json::json!({ "streams": streams, "views": views, "refused": refused });
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Ndjson => {
+            // One object a line, with its `kind`: the same fields and
+            // types as `json`.
+            let line = |kind: &str, v: serde_json::Value| {
+                let mut o = serde_json::Map::new();
+                o.insert("kind".into(), kind.into());
+                if let serde_json::Value::Object(m) = v {
+                    o.extend(m);
+                }
+                serde_json::Value::Object(o)
+            };
+            let lines = streams
+                .iter()
+                .map(|s| line("stream", serde_json::json!(s)))
+                .chain(views.iter().map(|v| line("view", serde_json::json!(v))))
+                .chain(
+                    refused
+                        .iter()
+                        .map(|r| line("refused", serde_json::json!(r))),
+                );
+            for l in lines {
+                serde_json::to_writer(&mut out, &l)?;
+                writeln!(out)?;
+            }
+        }
+        OutputFormat::Table | OutputFormat::Csv => {
+            let mut tables = vec![status_batch(&streams)?];
+            if !views.is_empty() {
+                tables.push(view_status_batch(&views)?);
+            }
+            if !refused.is_empty() {
+                tables.push(RecordBatch::try_from_iter(vec![
+                    ("refused", text_column(refused.iter().map(|r| r.what))),
+                    ("name", text_column(refused.iter().map(|r| r.name.as_str()))),
+                    (
+                        "reason",
+                        text_column(refused.iter().map(|r| r.reason.as_str())),
+                    ),
+                ])?);
+            }
+            for (i, batch) in tables.iter().enumerate() {
+                // CSV: the tables one after another, a blank line between.
+                if i > 0 && format == OutputFormat::Csv {
+                    writeln!(out)?;
+                }
+                print_batches(
+                    &batch.schema(),
+                    std::slice::from_ref(batch),
+                    format,
+                    &mut out,
+                )?;
+            }
+        }
     }
     Ok(())
+}
+
+fn text_column<'a>(values: impl Iterator<Item = &'a str>) -> Arc<dyn arrow::array::Array> {
+    Arc::new(StringArray::from_iter_values(values))
 }
 
 fn view_status_batch(rows: &[crate::ViewStatus]) -> Result<RecordBatch> {

@@ -166,6 +166,83 @@ fn status_reports_each_stream() {
     );
 }
 
+/// A typo in one view's text refuses that view alone: the stream and the
+/// other views answer; `batch` names every refused view and fails;
+/// `status` lists them, in every format.
+#[test]
+fn a_view_that_does_not_parse_fails_alone() {
+    let p = Project::new(&format!(
+        "{}\nCREATE MATERIALIZED VIEW good AS SELECT country, count(*) AS n FROM orders GROUP BY country;\n\
+         CREATE MATERIALIZED VIEW typo AS SELEC country FROM orders;\n\
+         CREATE VIEW worse AS SELECT FROM WHERE;\n",
+        crate::common::ORDERS_SQL
+    ));
+    let input = p.write("in.ndjson", orders_ndjson(0..4));
+    p.run(&["ingest", "orders", input.to_str().unwrap()]);
+    assert_eq!(
+        p.run(&[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM orders"
+        ]),
+        "n\n4\n"
+    );
+    let out = p.cmd().arg("batch").output().unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("good: version 1"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 views were refused"), "{stderr}");
+    assert!(
+        stderr.contains("defs.sql:10: view 'typo': ") && stderr.contains("SELEC"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("defs.sql:11: view 'worse': "), "{stderr}");
+    assert_eq!(
+        p.run(&["query", "--format", "csv", "SELECT sum(n) AS n FROM good"]),
+        "n\n4\n"
+    );
+    let err = p
+        .cmd()
+        .args(["query", "SELECT * FROM typo"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&err.stderr).contains("defs.sql:10: view 'typo'"));
+    let v = p.status_json();
+    let refused = v["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{v}");
+    assert_eq!(refused[0]["what"], "view");
+    assert_eq!(refused[0]["name"], "typo");
+    assert_eq!(v["views"][0]["view"], "good");
+    let table = p.run(&["status"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("| view ") && l.contains("| typo ") && l.contains("SELEC")),
+        "{table}"
+    );
+    let lines = p.run(&["status", "--format", "ndjson"]);
+    let kinds: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["\"stream\"", "\"view\"", "\"refused\"", "\"refused\""]
+    );
+    // Numbers stay numbers, as in json.
+    assert!(lines.contains("\"batch_rows\":"), "{lines}");
+    assert!(
+        lines
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("\"batch_version\":1"),
+        "{lines}"
+    );
+}
+
 #[test]
 fn errors_are_one_clear_line() {
     let p = Project::orders();

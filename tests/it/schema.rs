@@ -119,6 +119,19 @@ fn assert_refused(p: &Project, from: &str, to: &str, expected: &str) {
         stdout.contains("clicks") && stdout.contains("by_page"),
         "{stdout}"
     );
+    // … and lists it as refused, with why, in the output itself.
+    assert!(stdout.contains("| stream  | orders |"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--format", "json"])).unwrap();
+    assert_eq!(v["refused"][0]["what"], "stream", "{v}");
+    assert_eq!(v["refused"][0]["name"], "orders", "{v}");
+    assert!(
+        v["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(expected),
+        "{v}"
+    );
     // The other stream and its view are served.
     assert_eq!(csv(p, "SELECT count(*) AS n FROM clicks"), "n\n6\n");
     assert_eq!(
