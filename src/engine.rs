@@ -462,16 +462,26 @@ impl Strata {
         let url = ObjectStoreUrl::parse(STORE_URL)?;
         self.register_streams(ctx, &snapshots, &url)?;
         for view in self.compiled_views(&[])? {
-            let files = kappa::checkpoint::latest_checkpoint(&self.store, &view.view, None, None)
-                .await?
-                .map(|c| c.output)
-                .unwrap_or_default();
+            let checkpoint =
+                kappa::checkpoint::latest_checkpoint(&self.store, &view.view, None, None).await?;
             let name = view.view.name.clone();
             ctx.deregister_table(name.as_str())?;
-            ctx.register_table(
-                name.as_str(),
-                Arc::new(ViewTable::rows(view, files, url.clone())),
-            )?;
+            // A view never replayed over a log with commits has no rows to
+            // serve yet: say so, rather than answer as if it were empty.
+            let has_commits = snapshots
+                .get(&view.view.stream)
+                .is_some_and(|s| s.head().is_some());
+            let table: Arc<dyn datafusion::catalog::TableProvider> = match checkpoint {
+                Some(c) => Arc::new(ViewTable::rows(view, c.output, url.clone())),
+                None if has_commits => Arc::new(FailedTable::with_message(
+                    view.view.schema.clone(),
+                    format!(
+                        "view '{name}' has not been replayed yet (mode = \"kappa\" serves a view's replayed rows): run `strata replay {name}`"
+                    ),
+                )),
+                None => Arc::new(ViewTable::rows(view, Vec::new(), url.clone())),
+            };
+            ctx.register_table(name.as_str(), table)?;
         }
         crate::log::schema::register_refused(ctx, &self.catalog, &self.logs, &snapshots, false)?;
         self.register_plain_views(ctx).await

@@ -591,6 +591,41 @@ proptest! {
     }
 }
 
+/// In Kappa mode a view never replayed over a log with commits is not
+/// answered as if it were empty: the query says to replay it.
+#[test]
+fn in_kappa_mode_a_view_not_yet_replayed_says_so() {
+    let p = kappa_project("kappa");
+    // An empty log: the view is empty, and that is its answer.
+    assert_eq!(
+        p.run(&["query", "--format", "csv", "SELECT count(*) AS n FROM large_orders"]),
+        "n\n0\n"
+    );
+    let f = p.write("a.ndjson", crate::common::orders_ndjson(0..50));
+    p.run(&["ingest", "orders", f.to_str().unwrap()]);
+    let out = p
+        .cmd()
+        .args(["query", "SELECT count(*) FROM large_orders"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("view 'large_orders' has not been replayed yet")
+            && stderr.contains("strata replay large_orders"),
+        "{stderr}"
+    );
+    p.run(&["replay", "large_orders"]);
+    let n = p.run(&["query", "--format", "csv", "SELECT count(*) AS n FROM large_orders"]);
+    let direct = p.run(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM orders WHERE amount >= 1000",
+    ]);
+    assert_eq!(n, direct);
+}
+
 #[test]
 fn in_kappa_mode_a_shell_insert_flows_through_replay_at_once() {
     let p = kappa_project("kappa");
