@@ -117,6 +117,14 @@ pub enum StrataError {
     #[error("{0}")]
     Damaged(String),
 
+    /// A statement or command of a script (`shell -f`, `-c`, piped input)
+    /// failed: `location` is `origin:line`.
+    #[error("{location}: {source}")]
+    AtStatement {
+        location: String,
+        source: Box<StrataError>,
+    },
+
     /// The command line asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),

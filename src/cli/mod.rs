@@ -542,7 +542,13 @@ pub async fn batch(
     let started = Instant::now();
     let records = strata
         .batch(views, &move |view, rows| {
-            counter.set_message(format!("batch {view}:"));
+            // Each view's rows from 0: the count is the view's, not a
+            // running total over the views before it.
+            let message = format!("batch {view}:");
+            if counter.message() != message {
+                counter.set_message(message);
+                counter.set_position(0);
+            }
             counter.inc(rows);
         })
         .await;

@@ -54,18 +54,25 @@ pub struct Shell<'a> {
 pub async fn run(strata: &mut Strata, opts: ShellOptions) -> Result<()> {
     let mut shell = Shell::new(strata, opts.allow_host_files)?;
     if let Some(sql) = &opts.command {
-        return shell.run_script(sql).await.map(|_| ());
+        return shell.run_script_from(sql, Some("-c")).await.map(|_| ());
     }
     if let Some(file) = &opts.file {
         let text = std::fs::read_to_string(file).map_err(|e| {
             StrataError::input(file.display().to_string(), format!("cannot read: {e}"))
         })?;
-        return shell.run_script(&text).await.map(|_| ());
+        let origin = file.display().to_string();
+        return shell
+            .run_script_from(&text, Some(&origin))
+            .await
+            .map(|_| ());
     }
     if !std::io::stdin().is_terminal() {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
-        return shell.run_script(&text).await.map(|_| ());
+        return shell
+            .run_script_from(&text, Some("stdin"))
+            .await
+            .map(|_| ());
     }
     shell.repl().await
 }
@@ -146,33 +153,63 @@ impl<'a> Shell<'a> {
     /// Run backslash commands (one per line) and `;`-terminated SQL
     /// statements; stops at the first error. Returns whether `\q` was given.
     pub async fn run_script(&mut self, text: &str) -> Result<bool> {
+        self.run_script_from(text, None).await
+    }
+
+    /// [`Shell::run_script`] of a script from `origin` (a file's path,
+    /// `stdin`, `-c`): an error names it and the line of the command or
+    /// statement that failed.
+    pub async fn run_script_from(&mut self, text: &str, origin: Option<&str>) -> Result<bool> {
+        let at = |line: u64, e: StrataError| match origin {
+            Some(origin) => StrataError::AtStatement {
+                location: format!("{origin}:{line}"),
+                source: Box::new(e),
+            },
+            None => e,
+        };
         let mut buf = String::new();
-        for line in text.lines() {
+        // The script's line that `buf` starts on.
+        let mut buf_line = 1u64;
+        for (i, line) in text.lines().enumerate() {
+            let number = i as u64 + 1;
             if !has_sql(&buf) && line.trim_start().starts_with('\\') {
                 // Comments before a command go with it.
                 buf.clear();
-                let cmd: Command = line.trim().parse().map_err(StrataError::Usage)?;
-                if self.command(cmd).await? {
+                buf_line = number + 1;
+                let cmd: Command = line
+                    .trim()
+                    .parse()
+                    .map_err(|e| at(number, StrataError::Usage(e)))?;
+                if self.command(cmd).await.map_err(|e| at(number, e))? {
                     return Ok(true);
                 }
                 continue;
             }
             buf.push_str(line);
             buf.push('\n');
-            if let Ok((statements, rest)) = split_statements(&buf) {
-                for stmt in statements {
-                    self.statement(&stmt).await?;
+            if let Ok((statements, rest)) = split_statements_at(&buf) {
+                for (stmt, line) in statements {
+                    let line = buf_line + line - 1;
+                    self.statement(&stmt).await.map_err(|e| at(line, e))?;
                 }
+                // `rest` is the end of `buf`: it starts on the line after
+                // the newlines before it.
+                buf_line += (buf.matches('\n').count() - rest.matches('\n').count()) as u64;
                 buf = rest;
             }
         }
-        // A last statement may go without ';' (as with -c "SELECT 1").
-        let (statements, rest) = split_statements(&buf)?;
-        for stmt in statements
-            .into_iter()
-            .chain(Some(rest).filter(|r| has_sql(r)))
-        {
-            self.statement(&stmt).await?;
+        // A last statement may go without ';' (as with -c "SELECT 1"): it
+        // ends where the script does (a `;` on a line of its own, so that
+        // a comment on its last line does not take it).
+        let (mut statements, rest) = split_statements_at(&buf).map_err(|e| at(buf_line, e))?;
+        if has_sql(&rest) {
+            statements = split_statements_at(&format!("{buf}\n;"))
+                .map_err(|e| at(buf_line, e))?
+                .0;
+        }
+        for (stmt, line) in statements {
+            let line = buf_line + line - 1;
+            self.statement(&stmt).await.map_err(|e| at(line, e))?;
         }
         Ok(false)
     }
@@ -562,25 +599,35 @@ fn history_path() -> Option<PathBuf> {
 /// and what follows the last one. Semicolons inside quotes and comments
 /// do not count, and statements of comments alone are none.
 pub fn split_statements(text: &str) -> Result<(Vec<String>, String)> {
+    let (statements, rest) = split_statements_at(text)?;
+    Ok((statements.into_iter().map(|(s, _)| s).collect(), rest))
+}
+
+/// [`split_statements`], each statement with the line of `text` its SQL
+/// starts on (after the comments it carries).
+pub fn split_statements_at(text: &str) -> Result<(Vec<(String, u64)>, String)> {
     // Without unescaping, tokens print back as written ('O''Brien' stays).
     let tokens = Tokenizer::new(&GenericDialect {}, text)
         .with_unescape(false)
-        .tokenize()
+        .tokenize_with_location()
         .map_err(|e| StrataError::Usage(format!("SQL: {e}")))?;
     let mut out = Vec::new();
     let mut current = String::new();
-    // Whether `current` holds more than whitespace and comments.
-    let mut sql = false;
+    // The line `current`'s SQL starts on, once it holds more than
+    // whitespace and comments.
+    let mut sql: Option<u64> = None;
     for t in tokens {
-        if t == Token::SemiColon {
-            if sql {
-                out.push(current.trim().to_string());
+        if t.token == Token::SemiColon {
+            if let Some(line) = sql {
+                out.push((current.trim().to_string(), line));
             }
             current.clear();
-            sql = false;
+            sql = None;
         } else {
-            sql |= !matches!(t, Token::Whitespace(_));
-            current.push_str(&t.to_string());
+            if sql.is_none() && !matches!(t.token, Token::Whitespace(_)) {
+                sql = Some(t.span.start.line.max(1));
+            }
+            current.push_str(&t.token.to_string());
         }
     }
     Ok((out, current))

@@ -598,7 +598,12 @@ fn in_kappa_mode_a_view_not_yet_replayed_says_so() {
     let p = kappa_project("kappa");
     // An empty log: the view is empty, and that is its answer.
     assert_eq!(
-        p.run(&["query", "--format", "csv", "SELECT count(*) AS n FROM large_orders"]),
+        p.run(&[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM large_orders"
+        ]),
         "n\n0\n"
     );
     let f = p.write("a.ndjson", crate::common::orders_ndjson(0..50));
@@ -616,7 +621,12 @@ fn in_kappa_mode_a_view_not_yet_replayed_says_so() {
         "{stderr}"
     );
     p.run(&["replay", "large_orders"]);
-    let n = p.run(&["query", "--format", "csv", "SELECT count(*) AS n FROM large_orders"]);
+    let n = p.run(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM large_orders",
+    ]);
     let direct = p.run(&[
         "query",
         "--format",

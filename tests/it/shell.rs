@@ -143,7 +143,34 @@ fn non_interactive_command_file_and_stdin() {
         .assert()
         .code(1)
         .stdout("two\n2\n")
-        .stderr(predicate::str::contains("nope"));
+        .stderr(predicate::str::contains("Error: stdin:2: ").and(predicate::str::contains("nope")));
+    // A script's error names its file and the line of the statement that
+    // failed (its SQL, after the comments it carries), or of the command.
+    let bad = p.write(
+        "bad.sql",
+        "\\format csv\nSELECT 1 AS one;\n\n-- next\nSELECT\n  nope FROM orders;\nSELECT 2;\n",
+    );
+    p.cmd()
+        .args(["shell", "-f", bad.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout("one\n1\n")
+        .stderr(predicate::str::contains(format!(
+            "Error: {}:5: ",
+            bad.display()
+        )));
+    p.cmd()
+        .args(["shell", "-c", "SELECT 1;\n\\bogus"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "Error: -c:2: unknown command \\bogus",
+        ));
+    p.cmd()
+        .args(["shell", "-c", "SELECT 1; -- fine\nSELECT x -- no ';'"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("Error: -c:2: ").and(predicate::str::contains("x")));
     // Host files are refused unless allowed.
     p.cmd()
         .args(["shell", "-c", "COPY (SELECT 1) TO 'x.csv';"])
