@@ -424,7 +424,17 @@ fn explain_json_line(
 ) -> StrataError {
     let value: serde_json::Value = match serde_json::from_slice(line) {
         Ok(v) => v,
-        Err(e) => return StrataError::input(at, format!("invalid JSON: {e}")),
+        Err(e) => {
+            // A first line that is no JSON object at all: likely another
+            // format read as NDJSON (the format of `-` and of a name
+            // without a known extension).
+            let hint = if at.ends_with(":1") && !line.trim_ascii_start().starts_with(b"{") {
+                " (read as NDJSON: for CSV or Parquet, pass --format csv or --format parquet)"
+            } else {
+                ""
+            };
+            return StrataError::input(at, format!("invalid JSON: {e}{hint}"));
+        }
     };
     let Some(object) = value.as_object() else {
         return StrataError::input(

@@ -259,6 +259,16 @@ fn errors_are_one_clear_line() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("defined in sql_dir"));
+    // CSV piped in is read as NDJSON unless told: say how to tell.
+    p.cmd()
+        .args(["ingest", "orders", "-"])
+        .write_stdin("order_id,ts\n1,2026-11-01T00:00:00Z\n")
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("<stdin>:1: invalid JSON")
+                .and(predicate::str::contains("pass --format csv")),
+        );
     // Outside a project: say so, not only which directory is missing.
     let empty = tempfile::tempdir().unwrap();
     assert_cmd::Command::cargo_bin("strata")
