@@ -261,18 +261,48 @@ impl<'a> Reader<'a> {
 }
 
 /// A CSV reader's error at `name`, located at its line when it names one
-/// ("incorrect number of fields for line 3, …" → `name:3`).
-fn csv_error(name: &str, message: &str) -> StrataError {
+/// ("incorrect number of fields for line 3, …": the reader counts records,
+/// the header as 1, so that is record 2, at the line it starts on).
+fn csv_error(input: &InputSource, name: &str, message: &str) -> StrataError {
     let message = message.trim_start_matches("Csv error: ");
-    let line = message
+    let record = message
         .split("for line ")
         .nth(1)
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse::<u64>().ok());
-    match line {
-        Some(line) => StrataError::input(format!("{name}:{line}"), message),
-        None => StrataError::input(name, message),
+    match record {
+        Some(r) if r > 0 => StrataError::input(
+            format!("{name}:{}", csv_record_line(input, r - 1)),
+            message.replacen(&format!(" for line {r}"), "", 1),
+        ),
+        _ => StrataError::input(name, message),
     }
+}
+
+/// The line CSV record `record` (0 is the header) starts on: `record + 1`
+/// unless a quoted field before it spans lines, which only an input that
+/// can be read again (a local file, bytes in memory) can tell, read again
+/// on an error's path alone.
+fn csv_record_line(input: &InputSource, record: u64) -> u64 {
+    let counted = || -> Option<u64> {
+        let again: Box<dyn Read> = match (&input.remote, &input.path) {
+            (Some(Remote::Bytes(_, bytes)), _) => Box::new(std::io::Cursor::new(bytes.clone())),
+            (None, Some(path)) => Box::new(std::fs::File::open(path).ok()?),
+            _ => return None,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(again);
+        let mut row = csv::ByteRecord::new();
+        for _ in 0..=record {
+            if !reader.read_byte_record(&mut row).ok()? {
+                return None;
+            }
+        }
+        row.position().map(|p| p.line())
+    };
+    counted().unwrap_or(record + 1)
 }
 
 /// All declared columns as nullable strings: the raw schema of text formats.
@@ -544,11 +574,15 @@ impl Reader<'_> {
             .with_header(true)
             .with_batch_size(BATCH_ROWS)
             .build_buffered(reader)?;
+        let input = self.input;
         for raw in csv_reader {
-            let raw = raw.map_err(|e| csv_error(name, &e.to_string()))?;
+            let raw = raw.map_err(|e| csv_error(input, name, &e.to_string()))?;
             let first = self.rows;
-            // Line 1 is the header; row i of the input is line i + 2.
-            self.emit(&raw, &|i| format!("{name}:{}", first + i as u64 + 2))?;
+            // Record 0 is the header; row i of this batch is record
+            // first + i + 1.
+            self.emit(&raw, &|i| {
+                format!("{name}:{}", csv_record_line(input, first + i as u64 + 1))
+            })?;
         }
         Ok(())
     }

@@ -175,9 +175,32 @@ fn a_csv_without_its_header_row_says_so() {
     .unwrap_err()
     .to_string();
     assert!(
-        e.contains("short.csv:3: incorrect number of fields for line 3"),
+        e.contains("short.csv:3: incorrect number of fields, expected 6 got 5"),
         "{e}"
     );
+    // A quoted field that spans lines: errors name the line a row starts
+    // on, not its row number.
+    let multi = "order_id,ts,country,product,quantity,amount\n1,2026-11-01T00:00:00Z,\"U\nS\",p,1,2.50\n2,2026-11-01T00:00:00Z,\"D\nE\",p,";
+    for (tail, needle) in [
+        (
+            "ten,1.00\n",
+            "multi.csv:4: column 'quantity': cannot read 'ten' as INT",
+        ),
+        (
+            "1\n",
+            "multi.csv:4: incorrect number of fields, expected 6 got 5",
+        ),
+    ] {
+        let e = read_all(
+            &stream,
+            InputFormat::Csv,
+            "multi.csv",
+            format!("{multi}{tail}").into_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(needle), "{e}");
+    }
     // One unknown column among declared ones is still named.
     let e = read_all(
         &stream,
