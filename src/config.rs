@@ -418,7 +418,12 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
                 && k.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         });
-    let message = redact_values(e.message());
+    let mut message = redact_values(e.message());
+    // toml's "expected" list here is of quote characters, which the
+    // redaction cannot tell from a value: say what it means.
+    if message.starts_with("invalid string") {
+        message = "invalid value: a string needs quotes (key = \"value\")".into();
+    }
     match (line, key) {
         (Some(n), Some(k)) => format!("line {n}, key `{k}`: {message}"),
         (Some(n), None) => format!("line {n}: {message}"),

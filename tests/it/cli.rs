@@ -292,6 +292,14 @@ fn errors_are_one_clear_line() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("defs.sql:2").and(predicate::str::contains("WIDGET")));
+    p.write("strata.toml", "store = 'file://store'\nsql_dir = sql\n");
+    p.cmd()
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "line 2, key `sql_dir`: invalid value: a string needs quotes",
+        ));
     p.write("strata.toml", "store = 'file://store'\nsqldir = 'sql'\n");
     p.cmd()
         .arg("status")
