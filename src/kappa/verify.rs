@@ -316,12 +316,25 @@ pub async fn run(
             tolerance,
             resumed_at_commits: p.resumed.as_ref().map(|r| r.commits),
             differences: cmp.differences,
-            note: match &p.plan.verdict {
-                Verdict::Approximate(fs) => Some(format!(
-                    "{} depend on how the log is split into commits: compared, not required to match",
-                    fs.join(", ")
-                )),
-                Verdict::Exact => None,
+            note: {
+                let approximate = match &p.plan.verdict {
+                    Verdict::Approximate(fs) => Some(format!(
+                        "{} depend on how the log is split into commits: compared, not required to match",
+                        fs.join(", ")
+                    )),
+                    Verdict::Exact => None,
+                };
+                // What was proved is the batch's snapshot, not the head.
+                let behind = version.covered().behind(snapshot.head());
+                let behind = (behind > 0).then(|| {
+                    format!(
+                        "checked at the batch's snapshot, {behind} commit{} behind the head: `strata batch {}` first to check the head",
+                        if behind == 1 { "" } else { "s" },
+                        view.name
+                    )
+                });
+                let notes: Vec<String> = approximate.into_iter().chain(behind).collect();
+                (!notes.is_empty()).then(|| notes.join("; "))
             },
         });
     }

@@ -220,6 +220,31 @@ async fn resume_after_a_partial_replay_counts_each_commit_once() {
     assert!(r.iter().all(|r| r.replayed == 0));
 }
 
+/// `verify` proves Kappa equals the batch at the batch's snapshot; when the
+/// head is past it, it says so.
+#[test]
+fn verify_says_when_the_batch_is_behind_the_head() {
+    let p = kappa_project("lambda");
+    let a = p.write("a.ndjson", crate::common::orders_ndjson(0..40));
+    p.run(&["ingest", "orders", a.to_str().unwrap()]);
+    p.run(&["batch", "large_orders"]);
+    let out = p.run(&["verify", "large_orders"]);
+    assert!(
+        out.contains("large_orders: match") && !out.contains("behind the head"),
+        "{out}"
+    );
+    for (i, ids) in [(1, 40..60), (2, 60..80)] {
+        let f = p.write(&format!("b{i}.ndjson"), crate::common::orders_ndjson(ids));
+        p.run(&["ingest", "orders", f.to_str().unwrap()]);
+    }
+    let out = p.run(&["verify", "large_orders"]);
+    assert!(
+        out.contains("large_orders: match")
+            && out.contains("2 commits behind the head: `strata batch large_orders` first"),
+        "{out}"
+    );
+}
+
 #[test]
 fn verify_fails_with_the_differing_rows_when_a_batch_version_is_tampered_with() {
     let p = kappa_project("lambda");
