@@ -95,7 +95,9 @@ async fn ingest_sample(strata: &mut Strata, data: &std::path::Path, file: &str) 
     let bytes = std::fs::read(&path).map_err(|e| {
         StrataError::input(
             path.display().to_string(),
-            format!("cannot read sample: {e}"),
+            format!(
+                "cannot read sample: {e} (`strata demo` runs on the sample in the strata repository's data/ and sql/: run it there, or make events for this project with `strata sample --out FILE` and `strata ingest`)"
+            ),
         )
     })?;
     let key = format!(
