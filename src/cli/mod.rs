@@ -350,11 +350,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     for v in strata.vacuum(&streams, older_than, dry_run).await? {
                         let verb = if dry_run { "would remove" } else { "removed" };
                         println!(
-                            "{}: {verb} {} superseded files ({}); kept {} still read or too recent",
+                            "{}: {verb} {} superseded files ({}); kept {}: {} read by a retained batch version or Kappa checkpoint, {} younger than --older-than",
                             v.stream,
                             v.files,
                             human_bytes(v.bytes),
-                            v.kept
+                            v.kept,
+                            v.kept_read,
+                            v.kept - v.kept_read
                         );
                     }
                     Ok(())

@@ -213,6 +213,9 @@ pub struct Vacuumed {
     pub bytes: u64,
     /// Superseded files kept: too recent, or read by a retained position.
     pub kept: u64,
+    /// Of `kept`, those a retained position (a batch version or Kappa
+    /// checkpoint) reads; the others are younger than `older_than`.
+    pub kept_read: u64,
 }
 
 /// Remove the files compactions superseded that nothing retained reads:
@@ -282,6 +285,7 @@ pub async fn vacuum(
                 }
                 if !removable {
                     out.kept += 1;
+                    out.kept_read += u64::from(read);
                     continue;
                 }
                 if !dry_run {

@@ -115,7 +115,7 @@ fn cases() -> Vec<Case> {
         case("empty ndjson", "empty.ndjson", "", &["empty.ndjson", "empty input"]),
         case("blank lines only", "blank.ndjson", "\n\n  \n", &["blank.ndjson", "empty input"]),
         case("binary garbage", "garbage.ndjson", garbage.clone(), &["garbage.ndjson:1"]),
-        case("csv field count", "bad.csv", "order_id,ts,country,product,quantity,amount\n1,2026-11-01T10:00:00Z,US,phone,1,1.00\n2,2026-11-01T10:00:00Z,US\n", &["bad.csv", "line"]),
+        case("csv field count", "bad.csv", "order_id,ts,country,product,quantity,amount\n1,2026-11-01T10:00:00Z,US,phone,1,1.00\n2,2026-11-01T10:00:00Z,US\n", &["bad.csv:3: ", "incorrect number of fields"]),
         case("csv bad integer", "bad.csv", "order_id,ts,country,product,quantity,amount\n1,2026-11-01T10:00:00Z,US,phone,1,1.00\n2,2026-11-01T10:00:00Z,US,phone,two,1.00\n", &["bad.csv:3", "column 'quantity'", "'two'"]),
         case("csv unknown header", "bad.csv", "order_id,ts,country,product,quantity,amount,coupon\n", &["bad.csv:1", "'coupon' is not declared"]),
         case("csv duplicate header", "bad.csv", "order_id,order_id\n1,2\n", &["bad.csv:1", "appears twice"]),
