@@ -456,7 +456,8 @@ impl Strata {
     }
 
     /// Kappa mode: streams at the head; each view from the output of its
-    /// newest checkpoint (empty until the first `strata replay`).
+    /// newest checkpoint (until the first `strata replay`: empty over an
+    /// empty log, else an error saying to replay).
     async fn serve_kappa(&mut self, ctx: &SessionContext) -> Result<()> {
         let snapshots = self.snapshots().await?;
         let url = ObjectStoreUrl::parse(STORE_URL)?;

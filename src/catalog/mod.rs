@@ -17,7 +17,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer, Word};
+use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Result, StrataError};
 
@@ -535,36 +535,58 @@ fn parse_file(path: &Path, text: &str) -> Result<(Vec<Located>, Vec<Refused>)> {
 }
 
 /// The name a statement's tokens define, if they start as a view's
-/// definition: `CREATE [OR REPLACE] [MATERIALIZED] VIEW [IF NOT EXISTS]
-/// name`.
+/// definition — `CREATE [OR REPLACE] [TEMP|TEMPORARY] [MATERIALIZED] VIEW
+/// [IF NOT EXISTS] name` — and hold no other `CREATE` (a view missing its
+/// `;` must not take the next definition, perhaps a stream's, down with
+/// it). The name as [`object_name`] gives it, dotted parts included.
 fn view_name(run: &[TokenWithSpan]) -> Option<String> {
-    let mut words = run.iter().filter_map(|t| match &t.token {
-        Token::Whitespace(_) => None,
-        Token::Word(w) => Some(Some(w)),
-        _ => Some(None),
-    });
-    let mut next = || words.next().flatten();
-    let keyword = |w: &Word| w.quote_style.is_none().then(|| w.value.to_uppercase());
-    if keyword(next()?)? != "CREATE" {
+    let tokens: Vec<&Token> = run
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let keyword = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_uppercase()),
+        _ => None,
+    };
+    if keyword(0).as_deref() != Some("CREATE")
+        || (1..tokens.len()).any(|i| keyword(i).as_deref() == Some("CREATE"))
+    {
         return None;
     }
-    let mut word = next()?;
-    let mut seen_view = false;
-    loop {
-        match keyword(word).as_deref() {
-            Some("OR" | "REPLACE" | "MATERIALIZED") if !seen_view => {}
-            Some("VIEW") if !seen_view => seen_view = true,
-            Some("IF" | "NOT" | "EXISTS") if seen_view => {}
-            _ if seen_view => break,
-            _ => return None,
-        }
-        word = next()?;
+    let mut i = 1;
+    while matches!(
+        keyword(i).as_deref(),
+        Some("OR" | "REPLACE" | "TEMP" | "TEMPORARY" | "MATERIALIZED")
+    ) {
+        i += 1;
     }
-    Some(normalize_ident(&ast::Ident {
-        value: word.value.clone(),
-        quote_style: word.quote_style,
-        span: Span::empty(),
-    }))
+    if keyword(i).as_deref() != Some("VIEW") {
+        return None;
+    }
+    i += 1;
+    if keyword(i).as_deref() == Some("IF")
+        && keyword(i + 1).as_deref() == Some("NOT")
+        && keyword(i + 2).as_deref() == Some("EXISTS")
+    {
+        i += 3;
+    }
+    let mut parts = Vec::new();
+    loop {
+        let Some(Token::Word(w)) = tokens.get(i) else {
+            return None;
+        };
+        parts.push(normalize_ident(&ast::Ident {
+            value: w.value.clone(),
+            quote_style: w.quote_style,
+            span: Span::empty(),
+        }));
+        if tokens.get(i + 1) != Some(&&Token::Period) {
+            break;
+        }
+        i += 2;
+    }
+    Some(parts.join("."))
 }
 
 fn collect_sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -981,13 +1003,24 @@ mod tests {
         assert_eq!(c.view("also_good").unwrap().defined_at.line, 4);
         let e = c.view("Typo").unwrap_err().to_string();
         assert!(e.contains("views.sql:3"), "{e}");
-        // A stream's typo, or text that is no definition, fails the load.
+        // Names as everywhere else: dotted, quoted, after TEMP or IF NOT EXISTS.
+        for (text, name) in [
+            ("CREATE VIEW s.v AS SELEC 1;", "s.v"),
+            ("CREATE TEMP VIEW IF NOT EXISTS \"Q\".w AS SELEC 1;", "Q.w"),
+            ("CREATE MATERIALIZED VIEW exists AS SELEC 1;", "exists"),
+        ] {
+            let c = Catalog::from_sources(&[(PathBuf::from("v.sql"), text.to_string())]).unwrap();
+            assert_eq!(c.refused[0].view, name, "{text}");
+        }
+        // A stream's typo, text that is no definition, or a view missing its
+        // `;` before the next definition fails the load.
         for (text, line) in [
             (
                 "CREATE TABLE t (a BIGINT NOT NULL,, ts TIMESTAMP) WITH (event_time = 'ts');",
                 1,
             ),
             ("\n\nSELEKT 1;", 3),
+            ("CREATE VIEW a AS SELECT 1\nCREATE TABLE t (a BIGINT NOT NULL, ts TIMESTAMP NOT NULL) WITH (event_time = 'ts');", 2),
         ] {
             let e = Catalog::from_sources(&[(PathBuf::from("s.sql"), text.to_string())])
                 .unwrap_err()

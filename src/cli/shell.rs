@@ -194,7 +194,12 @@ impl<'a> Shell<'a> {
                 }
                 // `rest` is the end of `buf`: it starts on the line after
                 // the newlines before it.
-                buf_line += (buf.matches('\n').count() - rest.matches('\n').count()) as u64;
+                // (Saturating: the tokenizer prints a lone `\r` as a
+                // newline, which `lines` does not split at.)
+                buf_line += buf
+                    .matches('\n')
+                    .count()
+                    .saturating_sub(rest.matches('\n').count()) as u64;
                 buf = rest;
             }
         }

@@ -273,7 +273,9 @@ fn csv_error(input: &InputSource, name: &str, message: &str) -> StrataError {
     match record {
         Some(r) if r > 0 => StrataError::input(
             format!("{name}:{}", csv_record_line(input, r - 1)),
-            message.replacen(&format!(" for line {r}"), "", 1),
+            message
+                .replacen(&format!(" for line {r} and"), " in", 1)
+                .replacen(&format!(" for line {r}"), "", 1),
         ),
         _ => StrataError::input(name, message),
     }
@@ -281,26 +283,44 @@ fn csv_error(input: &InputSource, name: &str, message: &str) -> StrataError {
 
 /// The line CSV record `record` (0 is the header) starts on: `record + 1`
 /// unless a quoted field before it spans lines, which only an input that
-/// can be read again (a local file, bytes in memory) can tell, read again
-/// on an error's path alone.
+/// can be read again (a regular local file, bytes in memory; never a pipe)
+/// can tell, read again on an error's path alone.
 fn csv_record_line(input: &InputSource, record: u64) -> u64 {
+    let again = || -> Option<Box<dyn Read>> {
+        match (&input.remote, &input.path) {
+            (Some(Remote::Bytes(_, bytes)), _) => {
+                Some(Box::new(std::io::Cursor::new(bytes.clone())))
+            }
+            (None, Some(path)) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => {
+                Some(Box::new(std::fs::File::open(path).ok()?))
+            }
+            _ => None,
+        }
+    };
     let counted = || -> Option<u64> {
-        let again: Box<dyn Read> = match (&input.remote, &input.path) {
-            (Some(Remote::Bytes(_, bytes)), _) => Box::new(std::io::Cursor::new(bytes.clone())),
-            (None, Some(path)) => Box::new(std::fs::File::open(path).ok()?),
-            _ => return None,
-        };
+        // Where the record starts, in bytes…
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(again);
+            .from_reader(again()?);
         let mut row = csv::ByteRecord::new();
         for _ in 0..=record {
             if !reader.read_byte_record(&mut row).ok()? {
                 return None;
             }
         }
-        row.position().map(|p| p.line())
+        let start = row.position()?.byte();
+        // … and the newlines before its first byte (past the end of the
+        // line before: with CRLF the reader stops at the `\r`).
+        let mut newlines = 0u64;
+        for (at, b) in BufReader::new(again()?).bytes().enumerate() {
+            let b = b.ok()?;
+            if at as u64 >= start && b != b'\r' && b != b'\n' {
+                break;
+            }
+            newlines += u64::from(b == b'\n');
+        }
+        Some(newlines + 1)
     };
     counted().unwrap_or(record + 1)
 }
@@ -458,7 +478,8 @@ fn explain_json_line(
             // A first line that is no JSON object at all: likely another
             // format read as NDJSON (the format of `-` and of a name
             // without a known extension).
-            let hint = if at.ends_with(":1") && !line.trim_ascii_start().starts_with(b"{") {
+            let text = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            let hint = if at.ends_with(":1") && !text.trim_ascii_start().starts_with(b"{") {
                 " (read as NDJSON: for CSV or Parquet, pass --format csv or --format parquet)"
             } else {
                 ""

@@ -181,26 +181,51 @@ fn a_csv_without_its_header_row_says_so() {
     // A quoted field that spans lines: errors name the line a row starts
     // on, not its row number.
     let multi = "order_id,ts,country,product,quantity,amount\n1,2026-11-01T00:00:00Z,\"U\nS\",p,1,2.50\n2,2026-11-01T00:00:00Z,\"D\nE\",p,";
-    for (tail, needle) in [
+    for (tail, crlf, needle) in [
         (
             "ten,1.00\n",
+            false,
             "multi.csv:4: column 'quantity': cannot read 'ten' as INT",
         ),
         (
             "1\n",
+            false,
+            "multi.csv:4: incorrect number of fields, expected 6 got 5",
+        ),
+        // Windows line ends: the same lines.
+        (
+            "ten,1.00\n",
+            true,
+            "multi.csv:4: column 'quantity': cannot read 'ten' as INT",
+        ),
+        (
+            "1\n",
+            true,
             "multi.csv:4: incorrect number of fields, expected 6 got 5",
         ),
     ] {
-        let e = read_all(
-            &stream,
-            InputFormat::Csv,
-            "multi.csv",
-            format!("{multi}{tail}").into_bytes(),
-        )
-        .unwrap_err()
-        .to_string();
+        let text = format!("{multi}{tail}");
+        let text = if crlf {
+            text.replace('\n', "\r\n")
+        } else {
+            text
+        };
+        let e = read_all(&stream, InputFormat::Csv, "multi.csv", text.into_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(needle), "{e}");
     }
+    // A value error on the first row, CRLF: line 2, not the header's.
+    let e = read_all(
+        &stream,
+        InputFormat::Csv,
+        "first.csv",
+        b"order_id,ts,country,product,quantity,amount\r\n1,2026-11-01T00:00:00Z,US,p,x,2.50\r\n"
+            .to_vec(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("first.csv:2: column 'quantity'"), "{e}");
     // One unknown column among declared ones is still named.
     let e = read_all(
         &stream,

@@ -159,6 +159,16 @@ fn non_interactive_command_file_and_stdin() {
             "Error: {}:5: ",
             bad.display()
         )));
+    // A lone carriage return between statements is no trouble.
+    p.cmd()
+        .args([
+            "shell",
+            "-c",
+            "\\format csv\nSELECT 1 AS a;\rSELECT 2 AS b;\rSELECT 3 AS c",
+        ])
+        .assert()
+        .success()
+        .stdout("a\n1\nb\n2\nc\n3\n");
     p.cmd()
         .args(["shell", "-c", "SELECT 1;\n\\bogus"])
         .assert()
