@@ -281,6 +281,20 @@ impl Project {
     }
 
     /// Run the binary with `args`; its stdout, after asserting success.
+    /// `strata query --format csv SQL`'s output (it must succeed).
+    pub fn csv(&self, sql: &str) -> String {
+        self.run(&["query", "--format", "csv", sql])
+    }
+
+    /// Ingest each of `files` (NDJSON texts) into `stream` as a commit of
+    /// its own.
+    pub fn ingest_each(&self, stream: &str, files: &[String]) {
+        for (i, text) in files.iter().enumerate() {
+            let f = self.write(&format!("part{i}.ndjson"), text);
+            self.run(&["ingest", stream, f.to_str().unwrap()]);
+        }
+    }
+
     pub fn run(&self, args: &[&str]) -> String {
         let out = self.cmd().args(args).output().unwrap();
         assert!(

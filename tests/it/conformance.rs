@@ -14,7 +14,7 @@ fn sample_project(backend: Backend) -> Project {
 }
 
 fn csv(p: &Project, sql: &str) -> String {
-    p.run(&["query", "--format", "csv", sql])
+    p.csv(sql)
 }
 
 fn suite(backend: Backend) {

@@ -683,20 +683,7 @@ fn a_filter_on_event_time_skips_the_files_outside_it() {
         "{ORDERS_SQL}\nCREATE MATERIALIZED VIEW late AS SELECT country, count(*) AS n FROM orders WHERE ts >= TIMESTAMP '2026-11-03T00:00:00Z' GROUP BY country;\n"
     ));
     // Three commits of two events in one hour, on three days: three files.
-    for day in 1..=3 {
-        let f = p.write(
-            &format!("d{day}.ndjson"),
-            (0..2)
-                .map(|i| format!(
-                    "{{\"order_id\":{day}{i},\"ts\":\"2026-11-0{day}T10:0{i}:00Z\",\"country\":\"DE\",\"product\":\"p\",\"quantity\":1,\"amount\":\"1.00\"}}\n"
-                ))
-                .collect::<String>(),
-        );
-        p.cmd()
-            .args(["ingest", "orders", f.to_str().unwrap()])
-            .assert()
-            .success();
-    }
+    p.ingest_each("orders", &day_files(2, |_| "DE", |_, _| "1.00".into()));
     let plan = traced_batch_plan(&p, "late");
     assert!(
         plan.contains("files_ranges_pruned_statistics=3 total → 1 matched"),
@@ -722,20 +709,14 @@ CREATE MATERIALIZED VIEW mid AS SELECT order_id, amount FROM orders WHERE order_
 "
     ));
     // Three commits, one per day, of other countries, ids and amounts.
-    for (day, country) in [(1, "DE"), (2, "DE"), (3, "FR")] {
-        let f = p.write(
-            &format!("d{day}.ndjson"),
-            (0..3)
-                .map(|i| format!(
-                    "{{\"order_id\":{day}{i},\"ts\":\"2026-11-0{day}T10:0{i}:00Z\",\"country\":\"{country}\",\"product\":\"p{i}\",\"quantity\":1,\"amount\":\"{day}.{i}0\"}}\n"
-                ))
-                .collect::<String>(),
-        );
-        p.cmd()
-            .args(["ingest", "orders", f.to_str().unwrap()])
-            .assert()
-            .success();
-    }
+    p.ingest_each(
+        "orders",
+        &day_files(
+            3,
+            |day| if day == 3 { "FR" } else { "DE" },
+            |day, i| format!("{day}.{i}0"),
+        ),
+    );
     for view in ["fr", "mid"] {
         let plan = traced_batch_plan(&p, view);
         assert!(
@@ -743,19 +724,7 @@ CREATE MATERIALIZED VIEW mid AS SELECT order_id, amount FROM orders WHERE order_
             "{view}: {plan}"
         );
     }
-    let query = |sql: &str| {
-        let out = p
-            .cmd()
-            .args(["query", "--format", "csv", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let query = |sql: &str| p.csv(sql);
     assert_eq!(
         query("SELECT product, n FROM fr ORDER BY product"),
         "product,n\np0,1\np1,1\np2,1\n"
@@ -800,19 +769,7 @@ CREATE MATERIALIZED VIEW zero AS SELECT at, q FROM e WHERE CAST(q AS BOOLEAN) = 
         .assert()
         .success();
     p.cmd().args(["batch"]).assert().success();
-    let query = |sql: &str| {
-        let out = p
-            .cmd()
-            .args(["query", "--format", "csv", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let query = |sql: &str| p.csv(sql);
     assert_eq!(query("SELECT q, n FROM daytime"), "q,n\n0,1\n");
     assert_eq!(query("SELECT q FROM zero"), "q\n0\n");
     assert_eq!(
@@ -823,6 +780,27 @@ CREATE MATERIALIZED VIEW zero AS SELECT at, q FROM e WHERE CAST(q AS BOOLEAN) = 
         query("SELECT q FROM e WHERE CAST(q AS BOOLEAN) = false"),
         "q\n0\n"
     );
+}
+
+/// One NDJSON text of `rows` orders per day, days 1 to 3 (at 10:00 of
+/// 2026-11-0D, ids D0, D1, …), of `country(day)` and amount
+/// `amount(day, i)`, product `p{i}`.
+fn day_files(
+    rows: usize,
+    country: impl Fn(usize) -> &'static str,
+    amount: impl Fn(usize, usize) -> String,
+) -> Vec<String> {
+    (1..=3)
+        .map(|day| {
+            (0..rows)
+                .map(|i| format!(
+                    "{{\"order_id\":{day}{i},\"ts\":\"2026-11-0{day}T10:0{i}:00Z\",\"country\":\"{}\",\"product\":\"p{i}\",\"quantity\":1,\"amount\":\"{}\"}}\n",
+                    country(day),
+                    amount(day, i)
+                ))
+                .collect()
+        })
+        .collect()
 }
 
 /// The plan `strata batch VIEW` ran, with each operator's metrics (its

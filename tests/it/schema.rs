@@ -56,7 +56,7 @@ fn ingest(p: &Project, stream: &str, lines: &str) {
 }
 
 fn csv(p: &Project, sql: &str) -> String {
-    p.run(&["query", "--format", "csv", sql])
+    p.csv(sql)
 }
 
 /// Replace `from` with `to` in the definitions (which must contain it).

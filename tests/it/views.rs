@@ -23,7 +23,7 @@ fn ingest(p: &Project, lines: &str) {
 }
 
 fn csv(p: &Project, sql: &str) -> String {
-    p.run(&["query", "--format", "csv", sql])
+    p.csv(sql)
 }
 
 /// One NZ order, a batch, then two more NZ orders: the steps of the
