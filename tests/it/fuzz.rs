@@ -150,6 +150,12 @@ fn a_byte_order_mark_is_skipped() {
 #[test]
 fn a_csv_without_its_header_row_says_so() {
     let stream = orders();
+    // The error reading `text` as the CSV file `name`.
+    let error = |name: &str, text: &str| {
+        read_all(&stream, InputFormat::Csv, name, text.as_bytes().to_vec())
+            .unwrap_err()
+            .to_string()
+    };
     for (csv, needle) in [
         (
             "1,2026-11-01T00:00:00Z,US,p,1,2.50\n",
@@ -160,81 +166,53 @@ fn a_csv_without_its_header_row_says_so() {
             "(its one field holds ';': strata reads comma-separated values)",
         ),
     ] {
-        let e = read_all(&stream, InputFormat::Csv, "seed.csv", csv.as_bytes().to_vec())
-            .unwrap_err()
-            .to_string();
+        let e = error("seed.csv", csv);
         assert!(e.contains(needle), "{e}");
     }
     // A row with too few fields is located at its line.
-    let e = read_all(
-        &stream,
-        InputFormat::Csv,
+    let e = error(
         "short.csv",
-        b"order_id,ts,country,product,quantity,amount\n1,2026-11-01T00:00:00Z,US,p,1,2.50\n2,2026-11-01T00:00:00Z,US,p,1\n".to_vec(),
-    )
-    .unwrap_err()
-    .to_string();
+        "order_id,ts,country,product,quantity,amount\n1,2026-11-01T00:00:00Z,US,p,1,2.50\n2,2026-11-01T00:00:00Z,US,p,1\n",
+    );
     assert!(
         e.contains("short.csv:3: incorrect number of fields, expected 6 got 5"),
         "{e}"
     );
     // A quoted field that spans lines: errors name the line a row starts
-    // on, not its row number.
+    // on, not its row number; with Windows line ends too.
     let multi = "order_id,ts,country,product,quantity,amount\n1,2026-11-01T00:00:00Z,\"U\nS\",p,1,2.50\n2,2026-11-01T00:00:00Z,\"D\nE\",p,";
-    for (tail, crlf, needle) in [
-        (
-            "ten,1.00\n",
-            false,
-            "multi.csv:4: column 'quantity': cannot read 'ten' as INT",
-        ),
-        (
-            "1\n",
-            false,
-            "multi.csv:4: incorrect number of fields, expected 6 got 5",
-        ),
-        // Windows line ends: the same lines.
-        (
-            "ten,1.00\n",
-            true,
-            "multi.csv:4: column 'quantity': cannot read 'ten' as INT",
-        ),
-        (
-            "1\n",
-            true,
-            "multi.csv:4: incorrect number of fields, expected 6 got 5",
-        ),
-    ] {
-        let text = format!("{multi}{tail}");
-        let text = if crlf {
-            text.replace('\n', "\r\n")
-        } else {
-            text
-        };
-        let e = read_all(&stream, InputFormat::Csv, "multi.csv", text.into_bytes())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(needle), "{e}");
+    for crlf in [false, true] {
+        for (tail, needle) in [
+            (
+                "ten,1.00\n",
+                "multi.csv:4: column 'quantity': cannot read 'ten' as INT",
+            ),
+            (
+                "1\n",
+                "multi.csv:4: incorrect number of fields, expected 6 got 5",
+            ),
+        ] {
+            let text = format!("{multi}{tail}");
+            let text = if crlf {
+                text.replace('\n', "\r\n")
+            } else {
+                text
+            };
+            let e = error("multi.csv", &text);
+            assert!(e.contains(needle), "{e}");
+        }
     }
     // A value error on the first row, CRLF: line 2, not the header's.
-    let e = read_all(
-        &stream,
-        InputFormat::Csv,
+    let e = error(
         "first.csv",
-        b"order_id,ts,country,product,quantity,amount\r\n1,2026-11-01T00:00:00Z,US,p,x,2.50\r\n"
-            .to_vec(),
-    )
-    .unwrap_err()
-    .to_string();
+        "order_id,ts,country,product,quantity,amount\r\n1,2026-11-01T00:00:00Z,US,p,x,2.50\r\n",
+    );
     assert!(e.contains("first.csv:2: column 'quantity'"), "{e}");
     // One unknown column among declared ones is still named.
-    let e = read_all(
-        &stream,
-        InputFormat::Csv,
+    let e = error(
         "seed.csv",
-        b"order_id,ts,colour\n1,2026-11-01T00:00:00Z,red\n".to_vec(),
-    )
-    .unwrap_err()
-    .to_string();
+        "order_id,ts,colour\n1,2026-11-01T00:00:00Z,red\n",
+    );
     assert!(e.contains("column 'colour' is not declared"), "{e}");
 }
 
