@@ -674,6 +674,24 @@ pub async fn status(strata: &mut Strata, format: OutputFormat) -> Result<()> {
     Ok(())
 }
 
+/// `seconds` as the two largest of days, hours, minutes and seconds:
+/// `0s`, `45s`, `12m 5s`, `15h 0m`, `3d 4h`.
+fn human_duration(seconds: f64) -> String {
+    let total = seconds.max(0.0).round() as u64;
+    let (d, h, m, s) = (
+        total / 86_400,
+        total / 3_600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
 fn text_column<'a>(values: impl Iterator<Item = &'a str>) -> Arc<dyn arrow::array::Array> {
     Arc::new(StringArray::from_iter_values(values))
 }
@@ -719,7 +737,7 @@ fn view_status_batch(rows: &[crate::ViewStatus]) -> Result<RecordBatch> {
         (
             "behind",
             text(&|r| match r.behind_seconds {
-                Some(s) => format!("{:.0}s of event time", s),
+                Some(s) => format!("{} of event time", human_duration(s)),
                 None => "whole log".into(),
             }),
         ),
@@ -795,5 +813,24 @@ pub fn human_bytes(b: u64) -> String {
         format!("{b} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+
+    #[test]
+    fn durations_read_as_their_two_largest_units() {
+        for (seconds, text) in [
+            (0.0, "0s"),
+            (44.6, "45s"),
+            (725.0, "12m 5s"),
+            (54_011.0, "15h 0m"),
+            (273_600.0, "3d 4h"),
+            (-1.0, "0s"),
+        ] {
+            assert_eq!(human_duration(seconds), text);
+        }
     }
 }
