@@ -15,6 +15,7 @@
 
 pub mod state;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -28,11 +29,12 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{
-    FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
+    FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
@@ -194,13 +196,24 @@ fn rebind(
     // Each file's event-time and column ranges, from its commit record, as
     // DataFusion file statistics: a scan whose filter bounds a ranged
     // column skips the files outside it without opening them.
-    let mut schema = None;
+    // Only the columns the scan's pruning predicate names are read back
+    // from the records: this runs for every commit in the speed layer and
+    // Kappa.
+    let mut scan = None;
     let _ = plan.apply(|node| {
         if let Some(cfg) = node
             .downcast_ref::<DataSourceExec>()
             .and_then(|ds| ds.data_source().downcast_ref::<FileScanConfig>())
         {
-            schema = Some(cfg.file_schema().clone());
+            let filtered: HashSet<String> = FileSource::filter(cfg.file_source().as_ref())
+                .map(|p| {
+                    collect_columns(&p)
+                        .into_iter()
+                        .map(|c| c.name().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            scan = Some((cfg.file_schema().clone(), filtered));
             return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
@@ -209,8 +222,13 @@ fn rebind(
         .iter()
         .map(|f| {
             let file = PartitionedFile::new(file_path(stream, f).to_string(), f.bytes);
-            match &schema {
-                Some(s) => file.with_statistics(Arc::new(file_statistics(s, &view.event_time, f))),
+            match &scan {
+                Some((s, filtered)) => file.with_statistics(Arc::new(file_statistics(
+                    s,
+                    filtered,
+                    &view.event_time,
+                    f,
+                ))),
                 None => file,
             }
         })
@@ -271,11 +289,16 @@ fn rebind(
 }
 
 /// A log file's statistics from its commit record, for the files of a
-/// scan's `schema`: its rows, the range of its `event_time` column and the
-/// ranges of its other columns. A range whose minimum is its maximum gets
+/// scan's `schema`: its rows, and the range of each column in `filtered`
+/// (those its pruning predicate names): the event time's, or the column's. A range whose minimum is its maximum gets
 /// no null count: DataFusion would read that column as the value, and a
 /// file's rows must come from the file alone.
-fn file_statistics(schema: &SchemaRef, event_time: &str, f: &FileEntry) -> Statistics {
+fn file_statistics(
+    schema: &SchemaRef,
+    filtered: &HashSet<String>,
+    event_time: &str,
+    f: &FileEntry,
+) -> Statistics {
     let mut statistics = Statistics::new_unknown(schema);
     if let Ok(rows) = usize::try_from(f.rows) {
         statistics.num_rows = Precision::Exact(rows);
@@ -284,6 +307,7 @@ fn file_statistics(schema: &SchemaRef, event_time: &str, f: &FileEntry) -> Stati
         .fields()
         .iter()
         .zip(&mut statistics.column_statistics)
+        .filter(|(field, _)| filtered.contains(field.name()))
     {
         let Some((min, max)) = f.range(field.name(), field.data_type(), event_time) else {
             continue;
